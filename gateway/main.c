@@ -1,0 +1,12 @@
+/*
+ * build/gateway entry point. Placeholder until issue #6 lands: it says so and
+ * exits non-zero, so that nothing pretends to work.
+ */
+#include <stdio.h>
+
+int
+main(void)
+{
+	fprintf(stderr, "ctrickle gateway: not available yet (arrives with issue #6)\n");
+	return 2;
+}
