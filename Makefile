@@ -170,18 +170,20 @@ test: tests-build
 	$(Q)tests/run.sh $(BUILD)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, leaks checked.
+san: SANBUILD ?= $(BUILD)/san
 san:
-	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" tests-build
-	$(Q)CT_SAN=1 tests/run.sh build/san
+	$(Q)$(MAKE) --no-print-directory BUILD=$(SANBUILD) SAN=1 CFLAGS="-O1 -g" tests-build
+	$(Q)CT_SAN=1 tests/run.sh $(SANBUILD)
 
 # libFuzzer targets; FUZZ_SECONDS per target (default 60; CI uses a few seconds).
 FUZZ_SECONDS ?= 60
-FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_SRC))
+FUZZBUILD ?= build/fuzz
+FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZBUILD)/bin/%,$(FUZZ_SRC))
 fuzz:
-	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz FUZZ=1 CUDA=0 CFLAGS="-O1 -g" fuzzers
-	$(Q)tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZBUILD) FUZZBUILD=$(FUZZBUILD) FUZZ=1 CUDA=0 CFLAGS="-O1 -g" fuzzers
+	$(Q)tests/fuzz/run.sh $(FUZZBUILD) $(FUZZ_SECONDS)
 fuzzers: $(FUZZERS)
-build/fuzz/bin/%_fuzz: $(call obj,tests/fuzz/%_fuzz.c) $(ALLLIBS)
+$(FUZZBUILD)/bin/%_fuzz: $(call obj,tests/fuzz/%_fuzz.c) $(ALLLIBS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
