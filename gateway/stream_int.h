@@ -1,0 +1,150 @@
+/*
+ * Private to the stream layer (streams.c: the manager, lifecycle, API backend
+ * and events; stream.c: one stream's frame path). Not included elsewhere.
+ * Owns the definitions of struct streams and struct stream.
+ */
+#ifndef CT_STREAM_INT_H
+#define CT_STREAM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <libavutil/frame.h>
+
+#include "config.h"
+#include "convert.h"
+#include "curlev.h"
+#include "decode.h"
+#include "encode.h"
+#include "metrics.h"
+#include "params.h"
+#include "ring.h"
+#include "streams.h"
+#include "supervisor.h"
+#include "trickle_chan.h"
+#include "trickle_pub.h"
+#include "trickle_sub.h"
+
+#define STREAM_MAX_INFLIGHT 2  /* frames of a stream at its worker at once */
+#define STREAM_DEATH_WINDOW 16 /* remembered worker deaths per stream */
+
+/* One frame between decode and encode; names its ring slots. */
+struct stream_frame {
+	bool used;
+	bool resent;       /* already re-sent once after a worker death */
+	uint32_t in_slot, in_gen;
+	uint32_t out_slot, out_gen;
+	uint32_t width, height, format;
+	uint64_t seq;
+	int64_t pts;
+	AVRational tb;
+	int64_t t_in_ns;   /* when the decoder handed it over */
+};
+
+/* Flags the decoder/encoder threads raise for the loop thread. */
+#define STREAM_WAKE_FRAME   0x1u /* a pending frame is waiting */
+#define STREAM_WAKE_DEC_END 0x2u /* the decoder thread finished */
+#define STREAM_WAKE_ENC_END 0x4u /* the encoder thread finished */
+#define STREAM_WAKE_SEG     0x8u /* an output segment was produced */
+
+struct stream {
+	struct streams *ss;
+	struct stream *next;      /* in ss->list while running */
+	uint32_t id;              /* wire id sent to workers */
+	char *request_id;         /* gateway_request_id */
+	char *url_in, *url_out, *url_ctl, *url_ev, *url_data;
+	char *start_params;       /* JSON object text for stream_start */
+	char *last_params;        /* latest update (JSON), NULL: none */
+
+	/* target of conditioning, read by the decoder thread */
+	_Atomic uint32_t width, height;
+	_Atomic uint32_t format;  /* enum fp_pixfmt the worker wants */
+
+	/* worker assignment (loop thread) */
+	int worker;               /* -1: none */
+	pid_t worker_pid;
+	int64_t lost_ns;          /* when the worker was lost, 0: not lost */
+	unsigned lost_frames;     /* frames lost with that worker */
+	int64_t death_ns[STREAM_DEATH_WINDOW];
+	unsigned ndeaths;
+
+	/* I/O objects (loop thread, except as noted) */
+	trickle_sub *in;
+	trickle_chan_ctl *ctl;
+	trickle_pub *out;          /* written from the encoder thread */
+	trickle_chan_pub *ev, *data;
+	decoder *dec;
+	convert *conv;             /* decoder thread */
+	encoder *enc;              /* created on the decoder thread (on_info) */
+	bool has_audio;
+
+	/* frame path */
+	pthread_mutex_t lock;      /* pending, wake_flags, enc */
+	struct stream_frame pending;
+	unsigned wake_flags;
+	int dec_status, enc_status;
+	struct event *wake;
+	struct event *tick;
+	struct stream_frame fly[STREAM_MAX_INFLIGHT];
+	AVFrame *last_out;         /* for --on-worker-loss hold */
+	uint64_t seq;
+	bool input_done;           /* decoder finished */
+
+	/* counters */
+	_Atomic uint64_t frames_decoded, drop_rate, drop_queue, drop_ring;
+	_Atomic uint64_t segments_out;
+	uint64_t frames_sent, frames_out, frames_resent, frames_lost;
+	uint64_t worker_drops, loss_frames;
+	uint64_t fps_prev_in, fps_prev_out;
+	double fps_in, fps_out;
+	int64_t fps_t_ns;
+	int64_t started_ns, last_out_ns, last_seg_ns;
+	unsigned ticks;
+	bool first_in_event, first_out_event;
+
+	/* teardown */
+	bool ending;
+	bool out_done, ev_done, data_done; /* their on_end came */
+	unsigned end_refs;         /* async closes still running */
+	char end_reason[128];
+};
+
+struct streams {
+	struct streams_config cfg;
+	struct stream *list;       /* running */
+	struct stream *dying;      /* ended, output channels still closing */
+	uint32_t next_id;
+	unsigned nrunning;
+	unsigned nending;          /* ended, being torn down */
+	bool draining;
+	bool any_ready;            /* a worker reached READY once */
+	metrics_family *m_frames, *m_drops, *m_latency, *m_restarts, *m_ring;
+	metrics_family *m_streams;
+};
+
+/* ---- stream.c: the frame path ------------------------------------------- */
+
+/* Starts decoding/encoding objects' callbacks; see stream.c. */
+extern const struct decoder_callbacks stream_decoder_cbs_template;
+void stream_wake_cb(evutil_socket_t fd, short what, void *arg);
+void stream_pump(struct stream *s);
+void stream_on_result(struct stream *s, const struct msg_result *m);
+void stream_on_drop(struct stream *s, const struct msg_drop *m);
+void stream_worker_lost(struct stream *s, const struct supervisor_death *d);
+int stream_assign(struct stream *s, int worker);
+void stream_release_frames(struct stream *s);
+void stream_frame_release(struct stream *s, struct stream_frame *f);
+
+/* ---- streams.c: lifecycle and events, used by stream.c -------------------- */
+
+/* Sends one event {"event":{type,timestamp,...extra},"queue_event_type":q}.
+   extra (may be NULL) is stolen. */
+void streams_emit(struct stream *s, const char *type, const char *queue,
+                  json_t *extra);
+/* Ends the stream: events, teardown. error: reported as an error event. */
+void streams_end(struct stream *s, const char *reason, bool error);
+
+#endif

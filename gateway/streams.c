@@ -1,0 +1,1007 @@
+/*
+ * The stream manager: starts, updates, stops and ends streams; wires each
+ * stream's trickle channels, decoder and encoder; emits PyTrickle's events;
+ * answers the API backend ops and the supervisor's callbacks. The frame path
+ * itself is stream.c. Loop thread only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <libavutil/error.h>
+
+#include "clock.h"
+#include "frame_processor.h"
+#include "log.h"
+#include "stream_int.h"
+
+#define STREAMS_TICK_MS      1000
+#define STREAMS_HEARTBEAT_S  10
+
+static void streams_free(struct stream *s);
+
+/* ---- events ------------------------------------------------------------------ */
+
+void
+streams_emit(struct stream *s, const char *type, const char *queue, json_t *extra)
+{
+	json_t *ev = extra ? extra : json_object();
+	json_t *root;
+	char *text;
+
+	if (!ev)
+		return;
+	json_object_set_new(ev, "type", json_string(type));
+	json_object_set_new(ev, "timestamp", json_integer(clock_wall_ms()));
+	root = json_pack("{s:o,s:s}", "event", ev, "queue_event_type", queue);
+	if (!root)
+		return;
+	log_debug("stream", "event stream=%s type=%s", s->request_id, type);
+	if (s->ev && (text = json_dumps(root, JSON_COMPACT))) {
+		trickle_chan_pub_send(s->ev, text, strlen(text));
+		free(text);
+	}
+	json_decref(root);
+}
+
+static void
+streams_heartbeat(struct stream *s)
+{
+	json_t *x = json_pack(
+		"{s:{s:s?,s:s?,s:s?,s:s?,s:s?},s:{s:i,s:i},s:{s:f,s:f,s:f,s:f}}",
+		"urls", "subscribe", s->url_in, "publish", s->url_out,
+		"control", s->url_ctl, "events", s->url_ev, "data", s->url_data,
+		"dimensions", "width", (int)atomic_load(&s->width),
+		"height", (int)atomic_load(&s->height),
+		"fps", "ingress_video_fps", s->fps_in, "ingress_audio_fps", 0.0,
+		"egress_video_fps", s->fps_out, "egress_audio_fps", 0.0);
+
+	if (x)
+		streams_emit(s, "heartbeat", "stream_heartbeat", x);
+}
+
+/* ---- lookups ------------------------------------------------------------------ */
+
+static struct stream *
+streams_find(streams *ss, const char *request_id)
+{
+	for (struct stream *s = ss->list; s; s = s->next)
+		if (!s->ending && strcmp(s->request_id, request_id) == 0)
+			return s;
+	return NULL;
+}
+
+static struct stream *
+streams_find_id(streams *ss, uint32_t id)
+{
+	for (struct stream *s = ss->list; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static struct stream *
+streams_of_worker(streams *ss, int worker)
+{
+	for (struct stream *s = ss->list; s; s = s->next)
+		if (!s->ending && s->worker == worker)
+			return s;
+	return NULL;
+}
+
+/* ---- teardown ---------------------------------------------------------------- */
+
+static void
+streams_unlink_from(struct stream **pp, struct stream *s)
+{
+	while (*pp && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = s->next;
+	s->next = NULL;
+}
+
+static void
+streams_unlink(struct stream *s)
+{
+	streams_unlink_from(&s->ss->list, s);
+}
+
+static void
+streams_unref(struct stream *s)
+{
+	if (s->end_refs > 0)
+		s->end_refs--;
+	if (s->end_refs == 0) {
+		s->ss->nending--;
+		streams_free(s);
+	}
+}
+
+/*
+ * An output channel ended: during teardown that is one close done; while the
+ * stream runs it means the peer went away (404, closed), which ends it. The
+ * object itself is freed with the stream (the encoder thread may still hold
+ * it until streams_end joins that thread).
+ */
+static void
+streams_chan_end(struct stream *s, bool *done, const char *what,
+                 enum trickle_end reason)
+{
+	char why[96];
+
+	if (*done)
+		return;
+	*done = true;
+	if (s->ending) {
+		streams_unref(s);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s channel ended: %s", what, trickle_sub_end_str(reason));
+	streams_end(s, why, !trickle_sub_end_clean(reason));
+}
+
+static void
+streams_pub_end(void *arg, enum trickle_end reason, const char *text)
+{
+	struct stream *s = arg;
+
+	(void)text;
+	streams_chan_end(s, &s->out_done, "output", reason);
+}
+
+static void
+streams_ev_end(void *arg, enum trickle_end reason, const char *text)
+{
+	struct stream *s = arg;
+
+	(void)text;
+	streams_chan_end(s, &s->ev_done, "events", reason);
+}
+
+static void
+streams_data_end(void *arg, enum trickle_end reason, const char *text)
+{
+	struct stream *s = arg;
+
+	(void)text;
+	streams_chan_end(s, &s->data_done, "data", reason);
+}
+
+/*
+ * Ends a stream: it stops counting as running at once (capacity, /health);
+ * the input side and the worker are let go now; the output channels are
+ * closed cleanly (queued bytes sent, channel DELETEd) and the stream freed
+ * when they are done.
+ */
+void
+streams_end(struct stream *s, const char *reason, bool error)
+{
+	streams *ss = s->ss;
+	encoder *e;
+
+	if (s->ending)
+		return;
+	s->ending = true;
+	snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason);
+	if (error) {
+		log_warn("stream", "stream ended with an error stream=%s reason=\"%s\"",
+		         s->request_id, reason);
+		streams_emit(s, "error", "ai_stream_events",
+		             json_pack("{s:s}", "message", reason));
+	} else {
+		log_info("stream", "stream ended stream=%s reason=\"%s\" frames_out=%llu "
+		         "dropped=%llu", s->request_id, reason,
+		         (unsigned long long)s->frames_out,
+		         (unsigned long long)(atomic_load(&s->drop_rate) +
+		                              atomic_load(&s->drop_queue) +
+		                              atomic_load(&s->drop_ring)));
+	}
+	streams_emit(s, "stream_stopped", "ai_stream_events", NULL);
+	ss->nrunning--;
+	ss->nending++;
+
+	trickle_sub_destroy(&s->in);
+	trickle_chan_ctl_destroy(&s->ctl);
+	decoder_destroy(&s->dec); /* joins the decoder thread */
+	if (s->worker >= 0) {
+		struct msg m = { .type = MSG_STREAM_STOP };
+
+		m.u.stream_stop.stream = s->id;
+		supervisor_send(ss->cfg.sup, s->worker, &m);
+		s->worker = -1;
+	}
+	stream_release_frames(s);
+	pthread_mutex_lock(&s->lock);
+	e = s->enc;
+	s->enc = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (e) {
+		encoder_end(e);
+		encoder_destroy(&e); /* flushes the last segment, joins */
+	}
+	if (s->tick)
+		event_del(s->tick);
+
+	streams_unlink(s);
+	s->next = ss->dying;
+	ss->dying = s;
+	s->end_refs = 1;
+	if (s->out && !s->out_done) {
+		s->end_refs++;
+		trickle_pub_close(s->out);
+	}
+	if (s->ev && !s->ev_done) {
+		s->end_refs++;
+		trickle_chan_pub_close(s->ev);
+	}
+	if (s->data && !s->data_done) {
+		s->end_refs++;
+		trickle_chan_pub_close(s->data);
+	}
+	streams_unref(s);
+}
+
+static void
+streams_free(struct stream *s)
+{
+	if (s->ending)
+		streams_unlink_from(&s->ss->dying, s);
+	trickle_pub_destroy(&s->out);
+	trickle_chan_pub_destroy(&s->ev);
+	trickle_chan_pub_destroy(&s->data);
+	convert_destroy(&s->conv);
+	if (s->wake)
+		event_free(s->wake);
+	if (s->tick)
+		event_free(s->tick);
+	pthread_mutex_destroy(&s->lock);
+	free(s->request_id);
+	free(s->url_in);
+	free(s->url_out);
+	free(s->url_ctl);
+	free(s->url_ev);
+	free(s->url_data);
+	free(s->start_params);
+	free(s->last_params);
+	free(s);
+}
+
+/* ---- per-stream events from other threads and timers --------------------------- */
+
+void
+stream_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	unsigned flags;
+	int dec_status, enc_status;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&s->lock);
+	flags = s->wake_flags;
+	s->wake_flags = 0;
+	dec_status = s->dec_status;
+	enc_status = s->enc_status;
+	pthread_mutex_unlock(&s->lock);
+	if (s->ending)
+		return;
+	if (flags & STREAM_WAKE_SEG) {
+		s->last_seg_ns = clock_now_ns();
+		if (!s->first_out_event) {
+			s->first_out_event = true;
+			streams_emit(s, "send_first_processed_segment", "ai_stream_events", NULL);
+		}
+	}
+	if (flags & STREAM_WAKE_DEC_END) {
+		s->input_done = true;
+		if (dec_status < 0 && dec_status != AVERROR_EXIT)
+			log_warn("stream", "input decoding stopped stream=%s err=%s",
+			         s->request_id, av_err2str(dec_status));
+	}
+	if (flags & (STREAM_WAKE_FRAME | STREAM_WAKE_DEC_END))
+		stream_pump(s);
+	if ((flags & STREAM_WAKE_ENC_END) && !s->ending) {
+		if (enc_status < 0 && enc_status != AVERROR_EXIT && !s->input_done) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "encoder stopped: %s", av_err2str(enc_status));
+			streams_end(s, why, true);
+		} else {
+			streams_end(s, "input ended", false);
+		}
+	}
+}
+
+static void
+streams_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	const struct config *cfg = s->ss->cfg.cfg;
+	int64_t now = clock_now_ns();
+	uint64_t in = atomic_load(&s->frames_decoded);
+
+	(void)fd;
+	(void)what;
+	if (s->ending)
+		return;
+	if (s->fps_t_ns && now > s->fps_t_ns) {
+		double dt = (double)(now - s->fps_t_ns) / 1e9;
+
+		s->fps_in = (double)(in - s->fps_prev_in) / dt;
+		s->fps_out = (double)(s->frames_out - s->fps_prev_out) / dt;
+	}
+	s->fps_t_ns = now;
+	s->fps_prev_in = in;
+	s->fps_prev_out = s->frames_out;
+	if (++s->ticks % STREAMS_HEARTBEAT_S == 0)
+		streams_heartbeat(s);
+	/* Output stall: frames come in, but no output segment for too long. */
+	if (s->out && s->frames_out > 0 && cfg->output_stall_s > 0 &&
+	    now - (s->last_seg_ns ? s->last_seg_ns : s->started_ns) >
+	            (int64_t)cfg->output_stall_s * 1000000000LL &&
+	    s->fps_in > 0)
+		streams_end(s, "output stalled", true);
+}
+
+/* ---- trickle callbacks --------------------------------------------------------- */
+
+static void
+streams_in_start(void *arg, int64_t seq)
+{
+	struct stream *s = arg;
+
+	(void)seq;
+	if (!s->first_in_event) {
+		s->first_in_event = true;
+		streams_emit(s, "receive_first_ingest_segment", "ai_stream_events", NULL);
+	}
+}
+
+static void
+streams_in_data(void *arg, int64_t seq, const uint8_t *buf, size_t len)
+{
+	struct stream *s = arg;
+
+	(void)seq;
+	if (s->dec && decoder_push(s->dec, buf, len, false) < 0)
+		log_debug("stream", "input queue full, bytes dropped stream=%s len=%zu",
+		          s->request_id, len);
+}
+
+static void
+streams_in_end(void *arg, enum trickle_end reason, const char *text)
+{
+	struct stream *s = arg;
+
+	log_info("stream", "input ended stream=%s reason=%s detail=\"%s\"",
+	         s->request_id, trickle_sub_end_str(reason), text ? text : "");
+	trickle_sub_destroy(&s->in);
+	if (!trickle_sub_end_clean(reason) && reason != TRICKLE_END_SILENCE) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "input failed: %s", trickle_sub_end_str(reason));
+		streams_end(s, why, true);
+		return;
+	}
+	if (s->dec)
+		decoder_end(s->dec); /* drain; the stream ends after the last frame */
+	else
+		streams_end(s, "input ended", false);
+}
+
+static int streams_apply_params(struct stream *s, const struct params_values *v,
+                                char *msg, size_t cap);
+
+static void
+streams_ctl_message(void *arg, const char *json, size_t len)
+{
+	struct stream *s = arg;
+	struct params_values v = { 0 };
+	char err[PARAMS_ERR_LEN];
+
+	if (params_parse_update(json, len, &v, err, sizeof(err)) < 0) {
+		log_warn("stream", "control message ignored stream=%s why=\"%s\"",
+		         s->request_id, err);
+		return;
+	}
+	streams_apply_params(s, &v, err, sizeof(err));
+	params_values_clear(&v);
+}
+
+static void
+streams_ctl_end(void *arg, enum trickle_end reason, const char *text)
+{
+	struct stream *s = arg;
+
+	(void)text;
+	trickle_chan_ctl_destroy(&s->ctl);
+	if (reason == TRICKLE_END_NOT_FOUND)
+		streams_end(s, "control channel not found", false);
+}
+
+static void
+streams_ev_error(void *arg, const char *err, uint64_t failures)
+{
+	struct stream *s = arg;
+
+	log_warn("stream", "event not delivered stream=%s failures=%llu err=\"%s\"",
+	         s->request_id, (unsigned long long)failures, err);
+}
+
+static void
+streams_pub_done(void *arg, int64_t seq, bool ok, int status, const char *err)
+{
+	struct stream *s = arg;
+
+	if (!ok)
+		log_warn("stream", "output segment failed stream=%s seq=%lld status=%d err=\"%s\"",
+		         s->request_id, (long long)seq, status, err ? err : "");
+}
+
+/* ---- start / params / stop ------------------------------------------------------ */
+
+static char *
+streams_dup(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+static int
+streams_apply_params(struct stream *s, const struct params_values *v,
+                     char *msg, size_t cap)
+{
+	char *json;
+
+	if (v->has_max_framerate)
+		convert_set_max_framerate(s->conv, (int)v->max_framerate);
+	if (v->has_size) {
+		atomic_store(&s->width, v->width);
+		atomic_store(&s->height, v->height);
+	}
+	json = strdup(v->json ? v->json : "{}");
+	if (!json) {
+		snprintf(msg, cap, "out of memory");
+		return -ENOMEM;
+	}
+	free(s->last_params);
+	s->last_params = json;
+	if (s->worker >= 0) {
+		struct msg m = { .type = MSG_PARAMS };
+
+		m.u.params = (struct msg_params){ .stream = s->id,
+		                                  .params = msg_cstr(json) };
+		supervisor_send(s->ss->cfg.sup, s->worker, &m);
+	}
+	return 0;
+}
+
+static int
+streams_open_io(struct stream *s)
+{
+	streams *ss = s->ss;
+	const struct config *cfg = ss->cfg.cfg;
+	struct trickle_sub_opts so;
+	struct trickle_pub_opts po;
+	struct decoder_callbacks dcb = stream_decoder_cbs_template;
+	struct decoder_cfg dc = {
+		.name = s->request_id,
+		.max_width = 4096, .max_height = 4096,
+	};
+	int rc;
+
+	trickle_sub_opts_default(&so);
+	so.silence_timeout_ms = cfg->input_silence_s * 1000;
+	so.tls_verify = ss->cfg.tls_verify;
+	so.name = s->request_id;
+	trickle_pub_opts_default(&po);
+	po.tls_verify = ss->cfg.tls_verify;
+	po.name = s->request_id;
+
+	if (s->url_ev) {
+		struct trickle_chan_pub_cbs cb = { streams_ev_error, streams_ev_end };
+
+		if ((rc = trickle_chan_pub_create(&s->ev, ss->cfg.cv, TRICKLE_CHAN_EVENTS,
+		                                  s->url_ev, &po, NULL, &cb, s)) < 0)
+			return rc;
+	}
+	if (s->url_data) {
+		struct trickle_chan_pub_cbs cb = { streams_ev_error, streams_data_end };
+
+		if ((rc = trickle_chan_pub_create(&s->data, ss->cfg.cv, TRICKLE_CHAN_DATA,
+		                                  s->url_data, &po, NULL, &cb, s)) < 0)
+			return rc;
+	}
+	if (s->url_out) {
+		struct trickle_pub_cbs cb = { streams_pub_done, streams_pub_end };
+
+		if ((rc = trickle_pub_create(&s->out, ss->cfg.cv, s->url_out, &po, &cb, s)) < 0)
+			return rc;
+	}
+	if (s->url_in) {
+		struct trickle_sub_cbs cb = {
+			.on_segment_start = streams_in_start,
+			.on_data = streams_in_data,
+			.on_end = streams_in_end,
+		};
+
+		dcb.opaque = s;
+		if ((rc = decoder_create(&s->dec, &dc, &dcb)) < 0)
+			return rc;
+		if ((rc = trickle_sub_create(&s->in, ss->cfg.cv, s->url_in, &so, &cb, s)) < 0)
+			return rc;
+	}
+	if (s->url_ctl) {
+		struct trickle_chan_ctl_cbs cb = { streams_ctl_message, streams_ctl_end };
+
+		if ((rc = trickle_chan_ctl_create(&s->ctl, ss->cfg.cv, s->url_ctl, NULL, 0,
+		                                  &cb, s)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t cap)
+{
+	streams *ss = ctx;
+	const struct config *cfg = ss->cfg.cfg;
+	struct stream *s, *old;
+	struct timeval tv = { 0, STREAMS_TICK_MS * 1000 };
+	int worker, rc;
+
+	if (ss->draining) {
+		snprintf(msg, cap, "the server is shutting down");
+		return -EAGAIN;
+	}
+	if (!ss->any_ready) {
+		snprintf(msg, cap, "Pipeline is still initializing. Please wait for IDLE status.");
+		return -EAGAIN;
+	}
+	if ((old = streams_find(ss, req->request_id)))
+		streams_end(old, "replaced by a new start", false);
+	if ((int)ss->nrunning >= supervisor_capacity(ss->cfg.sup) ||
+	    (worker = supervisor_pick(ss->cfg.sup)) < 0) {
+		snprintf(msg, cap, "Pipeline is still in use: no free worker (capacity %d)",
+		         supervisor_capacity(ss->cfg.sup));
+		return -EBUSY;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->ss = ss;
+	s->id = ++ss->next_id;
+	s->worker = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	s->request_id = strdup(req->request_id);
+	s->url_in = streams_dup(req->subscribe_url);
+	s->url_out = streams_dup(req->publish_url);
+	s->url_ctl = streams_dup(req->control_url);
+	s->url_ev = streams_dup(req->events_url);
+	s->url_data = streams_dup(req->data_url);
+	s->start_params = strdup(req->params.json ? req->params.json : "{}");
+	atomic_store(&s->width, req->params.has_size ? req->params.width : 512);
+	atomic_store(&s->height, req->params.has_size ? req->params.height : 512);
+	if (atomic_load(&s->width) > (uint32_t)cfg->max_width ||
+	    atomic_load(&s->height) > (uint32_t)cfg->max_height) {
+		log_info("stream", "requested size above --max-resolution, scaled down "
+		         "stream=%s", s->request_id);
+		atomic_store(&s->width, (uint32_t)cfg->max_width);
+		atomic_store(&s->height, (uint32_t)cfg->max_height);
+	}
+	atomic_store(&s->format, FP_FMT_RGB24);
+	s->started_ns = clock_now_ns();
+	s->wake = event_new(ss->cfg.base, -1, 0, stream_wake_cb, s);
+	s->tick = event_new(ss->cfg.base, -1, EV_PERSIST, streams_tick_cb, s);
+	rc = convert_create(&s->conv);
+	if (!s->request_id || !s->start_params || !s->wake || !s->tick || rc < 0) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	if (req->params.has_max_framerate)
+		convert_set_max_framerate(s->conv, (int)req->params.max_framerate);
+	s->next = ss->list;
+	ss->list = s;
+	ss->nrunning++;
+	if ((rc = stream_assign(s, worker)) < 0) {
+		snprintf(msg, cap, "could not start the stream on worker %d: %s",
+		         worker, strerror(-rc));
+		streams_end(s, "start failed", true);
+		return rc;
+	}
+	if ((rc = streams_open_io(s)) < 0) {
+		snprintf(msg, cap, "could not open the stream's channels: %s", strerror(-rc));
+		streams_end(s, "start failed", true);
+		return rc == -EBUSY || rc == -EAGAIN ? -EIO : rc;
+	}
+	event_add(s->tick, &tv);
+	log_info("stream", "stream started stream=%s id=%u in=%s out=%s worker=%d",
+	         s->request_id, s->id, s->url_in ? "yes" : "no",
+	         s->url_out ? "yes" : "no", worker);
+	streams_heartbeat(s);
+	return 0;
+
+err_free:
+	snprintf(msg, cap, "out of memory");
+	streams_free(s);
+	return rc;
+}
+
+static int
+streams_op_update(void *ctx, const char *stream_id, const struct params_values *v,
+                  char *msg, size_t cap)
+{
+	streams *ss = ctx;
+	struct stream *s = stream_id ? streams_find(ss, stream_id) : NULL;
+	json_t *x;
+	int rc;
+
+	if (!s)
+		return -ENOENT;
+	if ((rc = streams_apply_params(s, v, msg, cap)) < 0)
+		return rc;
+	x = json_loads(v->json ? v->json : "{}", 0, NULL);
+	streams_emit(s, "params_updated", "ai_stream_events",
+	             json_pack("{s:o}", "params", x ? x : json_object()));
+	return 0;
+}
+
+static int
+streams_op_stop(void *ctx, const char *stream_id, char *msg, size_t cap)
+{
+	streams *ss = ctx;
+	struct stream *s = stream_id ? streams_find(ss, stream_id) : NULL;
+
+	(void)msg;
+	(void)cap;
+	if (!s)
+		return -ENOENT;
+	streams_end(s, "stopped by request", false);
+	return 0;
+}
+
+static int
+streams_op_health(void *ctx)
+{
+	streams *ss = ctx;
+
+	if (!ss->cfg.sup || supervisor_failed(ss->cfg.sup))
+		return API_HEALTH_ERROR;
+	if (!ss->any_ready)
+		return API_HEALTH_LOADING;
+	return ss->nrunning > 0 ? API_HEALTH_OK : API_HEALTH_IDLE;
+}
+
+static int
+streams_op_count(void *ctx, char *only_id, size_t cap)
+{
+	streams *ss = ctx;
+
+	if (ss->nrunning == 1 && cap > 0)
+		for (struct stream *s = ss->list; s; s = s->next)
+			if (!s->ending)
+				snprintf(only_id, cap, "%s", s->request_id);
+	return (int)ss->nrunning;
+}
+
+static json_t *
+streams_status_one(struct stream *s)
+{
+	return json_pack(
+		"{s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}",
+		"request_id", s->request_id, "worker", s->worker,
+		"max_framerate", convert_get_max_framerate(s->conv),
+		"frames_in", (json_int_t)atomic_load(&s->frames_decoded),
+		"frames_out", (json_int_t)s->frames_out,
+		"dropped", (json_int_t)(atomic_load(&s->drop_rate) + atomic_load(&s->drop_queue) +
+		                        atomic_load(&s->drop_ring) + s->worker_drops),
+		"resent", (json_int_t)s->frames_resent,
+		"lost", (json_int_t)s->frames_lost,
+		"segments_out", (json_int_t)atomic_load(&s->segments_out),
+		"ingress_video_fps", s->fps_in, "egress_video_fps", s->fps_out);
+}
+
+static int
+streams_op_status(void *ctx, const char *stream_id, json_t *out)
+{
+	streams *ss = ctx;
+	json_t *list = json_object_get(out, "streams");
+	struct stream *named = stream_id ? streams_find(ss, stream_id) : NULL;
+
+	for (struct stream *s = ss->list; s; s = s->next)
+		if (!s->ending && list)
+			json_array_append_new(list, streams_status_one(s));
+	if (named) {
+		json_object_set_new(out, "client_active", json_true());
+		json_object_set_new(out, "client_running", json_true());
+		json_object_set_new(out, "fps", json_pack(
+			"{s:f,s:f,s:f,s:f}", "ingress_video_fps", named->fps_in,
+			"ingress_audio_fps", 0.0, "egress_video_fps", named->fps_out,
+			"egress_audio_fps", 0.0));
+		json_object_set_new(out, "current_params", json_pack(
+			"{s:s?,s:s?,s:s}", "subscribe_url", named->url_in,
+			"publish_url", named->url_out, "gateway_request_id", named->request_id));
+	}
+	json_object_set_new(out, "active_streams", json_integer(ss->nrunning));
+	return 0;
+}
+
+static int
+streams_op_workers(void *ctx, json_t *arr)
+{
+	streams *ss = ctx;
+	json_t *all = ss->cfg.sup ? supervisor_json(ss->cfg.sup) : NULL;
+	json_t *w = all ? json_object_get(all, "workers") : NULL;
+
+	if (w)
+		json_array_extend(arr, w);
+	json_decref(all);
+	return 0;
+}
+
+static void
+streams_op_metrics(void *ctx)
+{
+	streams *ss = ctx;
+
+	if (ss->m_ring)
+		metrics_gauge_set(metrics_series_get(ss->m_ring, NULL),
+		                  (double)(ring_slot_count(ss->cfg.ring) -
+		                           ring_free_count(ss->cfg.ring)));
+	if (ss->m_streams)
+		metrics_gauge_set(metrics_series_get(ss->m_streams, NULL), ss->nrunning);
+	for (struct stream *s = ss->list; s; s = s->next) {
+		const char *lv[] = { s->request_id, "in" };
+
+		if (!ss->m_frames)
+			break;
+		metrics_gauge_set(metrics_series_get(ss->m_frames, lv),
+		                  (double)atomic_load(&s->frames_decoded));
+		lv[1] = "out";
+		metrics_gauge_set(metrics_series_get(ss->m_frames, lv), (double)s->frames_out);
+		lv[1] = "resent";
+		metrics_gauge_set(metrics_series_get(ss->m_frames, lv), (double)s->frames_resent);
+		lv[1] = "lost";
+		metrics_gauge_set(metrics_series_get(ss->m_frames, lv), (double)s->frames_lost);
+		lv[1] = "rate_limit";
+		metrics_gauge_set(metrics_series_get(ss->m_drops, lv), (double)atomic_load(&s->drop_rate));
+		lv[1] = "queue";
+		metrics_gauge_set(metrics_series_get(ss->m_drops, lv), (double)atomic_load(&s->drop_queue));
+		lv[1] = "ring";
+		metrics_gauge_set(metrics_series_get(ss->m_drops, lv), (double)atomic_load(&s->drop_ring));
+		lv[1] = "worker";
+		metrics_gauge_set(metrics_series_get(ss->m_drops, lv), (double)s->worker_drops);
+	}
+}
+
+static const struct api_backend_ops streams_ops = {
+	.health = streams_op_health,
+	.stream_count = streams_op_count,
+	.start = streams_op_start,
+	.update_params = streams_op_update,
+	.stop = streams_op_stop,
+	.status = streams_op_status,
+	.workers = streams_op_workers,
+	.metrics_refresh = streams_op_metrics,
+};
+
+const struct api_backend_ops *
+streams_api_ops(void)
+{
+	return &streams_ops;
+}
+
+/* ---- supervisor callbacks --------------------------------------------------------- */
+
+static void
+streams_sup_ready(void *arg, int worker)
+{
+	streams *ss = arg;
+
+	ss->any_ready = true;
+	/* A stream waiting for a worker (none was idle when it lost one). */
+	for (struct stream *s = ss->list; s; s = s->next) {
+		if (!s->ending && s->worker < 0) {
+			if (stream_assign(s, worker) == 0)
+				return;
+		}
+	}
+}
+
+static void
+streams_sup_result(void *arg, int worker, const struct msg_result *m)
+{
+	struct stream *s = streams_find_id(arg, m->stream);
+
+	if (s && !s->ending && s->worker == worker)
+		stream_on_result(s, m);
+}
+
+static void
+streams_sup_drop(void *arg, int worker, const struct msg_drop *m)
+{
+	struct stream *s = streams_find_id(arg, m->stream);
+
+	if (s && !s->ending && s->worker == worker)
+		stream_on_drop(s, m);
+}
+
+static void
+streams_sup_event(void *arg, int worker, const struct msg_event *m)
+{
+	struct stream *s = streams_find_id(arg, m->stream);
+	json_t *ev;
+
+	if (!s || s->ending || s->worker != worker || !s->ev)
+		return;
+	ev = json_loadb(m->json.ptr, m->json.len, 0, NULL);
+	if (!json_is_object(ev)) {
+		json_decref(ev);
+		return;
+	}
+	json_t *root = json_pack("{s:o,s:s}", "event", ev,
+	                         "queue_event_type", "custom_monitoring_event");
+	char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+
+	if (text)
+		trickle_chan_pub_send(s->ev, text, strlen(text));
+	free(text);
+	json_decref(root);
+}
+
+static void
+streams_sup_data(void *arg, int worker, const struct msg_data *m)
+{
+	struct stream *s = streams_find_id(arg, m->stream);
+
+	if (s && !s->ending && s->worker == worker && s->data)
+		trickle_chan_pub_send(s->data, m->line.ptr, m->line.len);
+}
+
+static void
+streams_sup_error(void *arg, int worker, const struct msg_error *m)
+{
+	struct stream *s = streams_find_id(arg, m->stream);
+
+	log_warn("stream", "worker reported an error stream=%s worker=%d code=%d msg=\"%.*s\"",
+	         s ? s->request_id : "-", worker, m->code, (int)m->message.len,
+	         m->message.ptr);
+}
+
+static void
+streams_sup_death(void *arg, const struct supervisor_death *d)
+{
+	streams *ss = arg;
+	const struct config *cfg = ss->cfg.cfg;
+	struct stream *s = streams_of_worker(ss, d->worker);
+	int64_t now = clock_now_ns(), window;
+	unsigned recent = 0;
+	int w;
+
+	ring_reclaim(ss->cfg.ring, d->pid, s ? RING_RECLAIM_HOLD : RING_RECLAIM_FREE);
+	if (ss->m_restarts) {
+		char id[16];
+		const char *lv[] = { id };
+
+		snprintf(id, sizeof(id), "%d", d->worker);
+		metrics_counter_add(metrics_series_get(ss->m_restarts, lv), 1);
+	}
+	if (!s)
+		return;
+	stream_worker_lost(s, d);
+	/* crash budget: N deaths within the window end this stream only */
+	s->death_ns[s->ndeaths++ % STREAM_DEATH_WINDOW] = now;
+	window = (int64_t)cfg->crash_budget_window_s * 1000000000LL;
+	for (unsigned i = 0; i < STREAM_DEATH_WINDOW && i < s->ndeaths; i++)
+		if (now - s->death_ns[i] <= window)
+			recent++;
+	if ((int)recent >= cfg->crash_budget_deaths) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "crash budget exhausted: %u worker deaths in %d s",
+		         recent, cfg->crash_budget_window_s);
+		streams_end(s, why, true);
+		return;
+	}
+	log_warn("stream", "stream lost its worker stream=%s worker=%d reason=\"%s\"",
+	         s->request_id, d->worker, d->reason ? d->reason : "");
+	if ((w = supervisor_pick(ss->cfg.sup)) >= 0)
+		stream_assign(s, w);
+}
+
+struct supervisor_callbacks
+streams_supervisor_cbs(void)
+{
+	return (struct supervisor_callbacks){
+		.on_ready = streams_sup_ready,
+		.on_result = streams_sup_result,
+		.on_drop = streams_sup_drop,
+		.on_event = streams_sup_event,
+		.on_data = streams_sup_data,
+		.on_error = streams_sup_error,
+		.on_death = streams_sup_death,
+	};
+}
+
+/* ---- manager ---------------------------------------------------------------------- */
+
+int
+streams_create(streams **out, const struct streams_config *cfg)
+{
+	streams *ss = calloc(1, sizeof(*ss));
+
+	if (!ss)
+		return -ENOMEM;
+	ss->cfg = *cfg;
+	if (cfg->metrics) {
+		metrics_family_add(cfg->metrics, &ss->m_frames, METRICS_GAUGE, "stream_frames",
+		                   "Video frames per stream: in, out, resent, lost.",
+		                   "stream,kind", NULL, 0);
+		metrics_family_add(cfg->metrics, &ss->m_drops, METRICS_GAUGE, "stream_dropped_frames",
+		                   "Video frames dropped per stream, by cause.", "stream,cause",
+		                   NULL, 0);
+		metrics_family_add(cfg->metrics, &ss->m_latency, METRICS_HISTOGRAM,
+		                   "frame_latency_ms",
+		                   "Decoded frame to processed result, milliseconds.", "stream",
+		                   metrics_latency_ms_buckets, metrics_latency_ms_nbuckets);
+		metrics_family_add(cfg->metrics, &ss->m_restarts, METRICS_COUNTER,
+		                   "worker_deaths_total", "Worker process deaths.", "worker",
+		                   NULL, 0);
+		metrics_family_add(cfg->metrics, &ss->m_ring, METRICS_GAUGE, "ring_slots_used",
+		                   "Frame ring slots in use.", NULL, NULL, 0);
+		metrics_family_add(cfg->metrics, &ss->m_streams, METRICS_GAUGE, "streams_running",
+		                   "Streams running.", NULL, NULL, 0);
+	}
+	*out = ss;
+	return 0;
+}
+
+void
+streams_set_supervisor(streams *ss, supervisor *sup)
+{
+	ss->cfg.sup = sup;
+}
+
+void
+streams_drain(streams *ss)
+{
+	struct stream *s, *next;
+
+	ss->draining = true;
+	for (s = ss->list; s; s = next) {
+		next = s->next;
+		if (!s->ending)
+			streams_end(s, "server shutting down", false);
+	}
+}
+
+bool
+streams_quiet(const streams *ss)
+{
+	return ss->nrunning == 0 && ss->nending == 0;
+}
+
+unsigned
+streams_running(const streams *ss)
+{
+	return ss->nrunning;
+}
+
+void
+streams_destroy(streams **p)
+{
+	streams *ss = p ? *p : NULL;
+
+	if (!ss)
+		return;
+	streams_drain(ss);
+	/* Streams still closing their output are freed now, transfers aborted. */
+	while (ss->dying) {
+		ss->nending--;
+		streams_free(ss->dying);
+	}
+	free(ss);
+	*p = NULL;
+}

@@ -1,0 +1,1448 @@
+/*
+ * Worker pool supervisor: process table, fork+exec into a new process group,
+ * pidfd (or SIGCHLD) death events, reaping, restart backoff, heartbeats and
+ * per-operation deadlines, validation of worker messages, orderly shutdown.
+ * Does not own streams, ring slots or frames: the owner hears on_death and
+ * reclaims. Loop thread only; no locks.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "clock.h"
+#include "ipc.h"
+#include "log.h"
+#include "workerconn.h"
+
+#define SUP_MOD      "supervisor"
+#define SUP_MAX_OPS  32                        /* tracked requests per worker */
+#define SUP_RING_FD  3                         /* --ring-fd in every worker */
+#define SUP_MAX_RECV (MSG_MAX_TEXT + 65536u)   /* largest message accepted */
+#define SUP_TX_INIT  65536u
+#define SUP_MAX_WORKERS 1024
+#define SUP_REAP_GRACE_NS (5 * 1000000000LL)   /* after SIGKILL, in stop */
+
+extern char **environ;
+
+/* A request sent to a worker and not answered yet (answered in order). */
+enum sup_op_kind { SUP_OP_FRAME, SUP_OP_PARAMS, SUP_OP_START, SUP_OP_STOP, SUP_OP_PING };
+
+struct sup_op {
+	uint8_t kind;
+	uint32_t stream;
+	uint64_t key;            /* FRAME: seq, PING: nonce */
+};
+
+struct sup_worker {
+	supervisor *w_sup;
+	int w_id;
+	int w_gpu;
+	int w_ring_fd;           /* our CLOEXEC dup, or -1 */
+	enum supervisor_state w_state;
+	pid_t w_pid;             /* > 0 while a process exists (until reaped) */
+	pid_t w_last_pid;
+	int w_pidfd;
+	struct event *w_ev_pid;
+	struct event *w_ev_timer;   /* deadlines and pings */
+	struct event *w_ev_respawn; /* backoff */
+	workerconn *w_conn;
+	uint32_t w_gen;
+	int64_t w_spawn_ns;
+	int64_t w_state_ns;      /* when the current state began */
+	int64_t w_ping_ns;       /* last PING sent */
+	int64_t w_op_base_ns;    /* when the head op could start */
+	int64_t w_kill_ns;
+	unsigned w_restarts;
+	unsigned w_crashes;      /* consecutive short-lived deaths */
+	unsigned w_violations;
+	uint64_t w_frames;
+	uint64_t w_nonce;
+	bool w_has_stream;
+	uint32_t w_stream;
+	bool w_had_prev;
+	uint32_t w_prev_stream;  /* answers may trail a STREAM_STOP */
+	bool w_fatal;
+	bool w_killed;
+	char w_kill_reason[96];
+	char w_last_error[160];
+	char w_err_msg[120];     /* last ERROR text of the current process */
+	uint32_t w_abi, w_vformat, w_vmem, w_caps, w_init_ms;
+	char w_plugin[64];
+	struct sup_op w_ops[SUP_MAX_OPS];
+	unsigned w_nops;
+};
+
+struct supervisor {
+	struct event_base *s_base;
+	struct supervisor_config s_cfg;   /* strings below, arrays cleared */
+	char *s_worker_path;
+	char *s_ipc_dir;
+	char *s_processor;
+	char *s_pconfig;
+	char *s_log_level;
+	ipc_dir *s_dir;                   /* ours when cfg->ipc_dir was NULL */
+	bool s_started;
+	bool s_closing;
+	bool s_stopped;
+	bool s_use_pidfd;
+	int64_t s_close_deadline_ns;
+	struct event *s_ev_sigchld;
+	uint8_t *s_tx;
+	size_t s_tx_cap;
+	uint64_t s_violations;
+	pid_t s_self;
+	int s_n;
+	struct sup_worker *s_w;
+};
+
+static void sup_arm(struct sup_worker *w);
+static int sup_spawn(struct sup_worker *w);
+
+static const char *const sup_state_names[] = {
+	"starting", "loading", "idle", "busy", "dead",
+};
+
+const char *
+supervisor_state_name(enum supervisor_state st)
+{
+	if ((unsigned)st >= sizeof(sup_state_names) / sizeof(sup_state_names[0]))
+		return "unknown";
+	return sup_state_names[st];
+}
+
+static unsigned
+sup_def(unsigned v, unsigned def)
+{
+	return v ? v : def;
+}
+
+static void
+sup_set_state(struct sup_worker *w, enum supervisor_state st)
+{
+	w->w_state = st;
+	w->w_state_ns = clock_now_ns();
+}
+
+static void
+sup_copy_str(char *dst, size_t cap, const char *p, size_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+	dst[n] = '\0';
+}
+
+/* ---- killing and reaping ------------------------------------------------ */
+
+/* SIGKILL to the whole group (and the leader, should it have left it). */
+static int
+sup_kill(struct sup_worker *w, const char *reason)
+{
+	if (w->w_pid <= 0 || w->w_killed)
+		return -ESRCH;
+	kill(-w->w_pid, SIGKILL);
+	kill(w->w_pid, SIGKILL);
+	w->w_killed = true;
+	w->w_kill_ns = clock_now_ns();
+	snprintf(w->w_kill_reason, sizeof(w->w_kill_reason), "%s", reason);
+	evtimer_del(w->w_ev_timer);
+	if (!w->w_sup->s_closing)
+		log_warn(SUP_MOD, "killing worker process group worker=%d pid=%d gen=%u reason=\"%s\"",
+		         w->w_id, w->w_pid, w->w_gen, reason);
+	return 0;
+}
+
+/*
+ * Reaps w's process if it has exited. The zombie is only peeked at first
+ * (WNOWAIT): while it exists its pid cannot be reused, so the group kill
+ * that clears stragglers (children of the worker) hits only them.
+ */
+static bool
+sup_try_reap(struct sup_worker *w, int *code, int *sig)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)w->w_pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+	    si.si_pid == 0)
+		return false;
+	kill(-w->w_pid, SIGKILL);
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)w->w_pid, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
+		return false;
+	*code = -1;
+	*sig = 0;
+	if (si.si_code == CLD_EXITED)
+		*code = si.si_status;
+	else
+		*sig = si.si_status;
+	return true;
+}
+
+/* Frees what belonged to the process that just ended. */
+static void
+sup_teardown_proc(struct sup_worker *w)
+{
+	if (w->w_ev_pid) {
+		event_free(w->w_ev_pid);
+		w->w_ev_pid = NULL;
+	}
+	if (w->w_pidfd >= 0) {
+		close(w->w_pidfd);
+		w->w_pidfd = -1;
+	}
+	workerconn_destroy(&w->w_conn);
+	evtimer_del(w->w_ev_timer);
+	w->w_pid = 0;
+	w->w_nops = 0;
+}
+
+/* 0 for the first death in a row, then backoff_min doubling to backoff_max. */
+static int64_t
+sup_backoff_ms(const supervisor *s, unsigned crashes)
+{
+	int64_t d;
+
+	if (crashes <= 1)
+		return 0;
+	if (crashes - 2 >= 20)
+		return s->s_cfg.backoff_max_ms;
+	d = (int64_t)s->s_cfg.backoff_min_ms << (crashes - 2);
+	return d > s->s_cfg.backoff_max_ms ? s->s_cfg.backoff_max_ms : d;
+}
+
+static void
+sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
+{
+	supervisor *s = w->w_sup;
+	struct supervisor_death d;
+	char reason[160];
+	int64_t uptime_ms = (now - w->w_spawn_ns) / 1000000;
+	unsigned in_flight = 0;
+
+	if (w->w_conn && !w->w_killed)
+		workerconn_drain(w->w_conn); /* what it said before dying counts */
+	for (unsigned i = 0; i < w->w_nops; i++)
+		in_flight += w->w_ops[i].kind == SUP_OP_FRAME;
+	memset(&d, 0, sizeof(d));
+	d.worker = w->w_id;
+	d.pid = w->w_pid;
+	d.generation = w->w_gen;
+	d.exit_code = code;
+	d.signal = sig;
+	d.killed = w->w_killed;
+	d.detected_ns = w->w_killed ? w->w_kill_ns : now;
+	d.had_stream = w->w_has_stream;
+	d.stream = w->w_stream;
+	d.frames_in_flight = in_flight;
+	d.respawn_ms = -1;
+	if (w->w_killed)
+		snprintf(reason, sizeof(reason), "%s", w->w_kill_reason);
+	else if (code == 2)
+		snprintf(reason, sizeof(reason), "exit 2 (fatal configuration)%s%s",
+		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
+	else if (code == 3)
+		snprintf(reason, sizeof(reason), "exit 3 (init failed)%s%s",
+		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
+	else if (code >= 0)
+		snprintf(reason, sizeof(reason), "exit %d", code);
+	else
+		snprintf(reason, sizeof(reason), "signal %d (%s)", sig,
+		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	d.reason = reason;
+	sup_teardown_proc(w);
+	sup_set_state(w, SUPERVISOR_DEAD);
+	snprintf(w->w_last_error, sizeof(w->w_last_error), "%s", reason);
+	w->w_has_stream = false;
+	w->w_had_prev = false;
+	if (s->s_closing) {
+		log_debug(SUP_MOD, "worker exited worker=%d pid=%d reason=\"%s\"",
+		          w->w_id, d.pid, reason);
+		return;
+	}
+	if (!w->w_killed && code == 2) {
+		w->w_fatal = true;
+		d.fatal = true;
+		log_error(SUP_MOD, "worker exited with a fatal configuration error, not respawned worker=%d pid=%d",
+		          w->w_id, d.pid);
+		if (supervisor_failed(s))
+			log_error(SUP_MOD, "no worker can serve: the pool has failed workers=%d", s->s_n);
+	} else {
+		struct timeval tv;
+
+		if (uptime_ms >= s->s_cfg.stable_ms)
+			w->w_crashes = 0;
+		w->w_crashes++;
+		d.respawn_ms = sup_backoff_ms(s, w->w_crashes);
+		tv.tv_sec = d.respawn_ms / 1000;
+		tv.tv_usec = (d.respawn_ms % 1000) * 1000;
+		evtimer_add(w->w_ev_respawn, &tv);
+		log_warn(SUP_MOD, "worker died worker=%d pid=%d gen=%u reason=\"%s\" uptime_ms=%lld respawn_ms=%lld stream=%d in_flight=%u",
+		         w->w_id, d.pid, d.generation, reason, (long long)uptime_ms,
+		         (long long)d.respawn_ms, d.had_stream ? (int)d.stream : -1, in_flight);
+	}
+	if (s->s_cfg.cb.on_death)
+		s->s_cfg.cb.on_death(s->s_cfg.cb_arg, &d);
+}
+
+static void
+sup_check_reap(struct sup_worker *w)
+{
+	int64_t now = clock_now_ns();
+	int code, sig;
+
+	if (w->w_pid > 0 && sup_try_reap(w, &code, &sig))
+		sup_reaped(w, code, sig, now);
+}
+
+static void
+sup_on_pidfd(evutil_socket_t fd, short what, void *arg)
+{
+	sup_check_reap(arg);
+}
+
+static void
+sup_on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	for (int i = 0; i < s->s_n; i++)
+		if (s->s_w[i].w_pidfd < 0)
+			sup_check_reap(&s->s_w[i]);
+}
+
+/* Turns on the SIGCHLD path (no pidfd for some worker). */
+static int
+sup_enable_sigchld(supervisor *s)
+{
+	if (s->s_ev_sigchld)
+		return 0;
+	s->s_ev_sigchld = evsignal_new(s->s_base, SIGCHLD, sup_on_sigchld, s);
+	if (!s->s_ev_sigchld)
+		return -ENOMEM;
+	if (event_add(s->s_ev_sigchld, NULL) != 0) {
+		event_free(s->s_ev_sigchld);
+		s->s_ev_sigchld = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int
+sup_pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static int
+sup_encode_send(supervisor *s, struct sup_worker *w, const struct msg *m)
+{
+	size_t len = 0;
+	int rv;
+
+	if (!w->w_conn)
+		return -ENOTCONN;
+	rv = msg_encode(m, s->s_tx, s->s_tx_cap, &len);
+	if (rv == -EMSGSIZE) {
+		size_t need = msg_encoded_bound(m);
+		uint8_t *p;
+
+		if (need <= s->s_tx_cap)
+			return rv;
+		p = realloc(s->s_tx, need);
+		if (!p)
+			return -ENOMEM;
+		s->s_tx = p;
+		s->s_tx_cap = need;
+		rv = msg_encode(m, s->s_tx, s->s_tx_cap, &len);
+	}
+	if (rv < 0)
+		return rv;
+	return workerconn_send(w->w_conn, s->s_tx, len);
+}
+
+static void
+sup_push_op(struct sup_worker *w, uint8_t kind, uint32_t stream, uint64_t key)
+{
+	if (w->w_nops >= SUP_MAX_OPS)
+		return;
+	if (w->w_nops == 0)
+		w->w_op_base_ns = clock_now_ns();
+	w->w_ops[w->w_nops].kind = kind;
+	w->w_ops[w->w_nops].stream = stream;
+	w->w_ops[w->w_nops].key = key;
+	w->w_nops++;
+}
+
+/*
+ * Sends a PING and tracks it even when the send fails: a worker that stops
+ * reading its socket must still run into the hang deadline.
+ */
+static void
+sup_ping(struct sup_worker *w)
+{
+	struct msg m;
+	int64_t now = clock_now_ns();
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PING;
+	m.u.ping.nonce = ++w->w_nonce;
+	m.u.ping.t_ns = now;
+	(void)sup_encode_send(w->w_sup, w, &m);
+	sup_push_op(w, SUP_OP_PING, 0, m.u.ping.nonce);
+	w->w_ping_ns = now;
+}
+
+/* The first op of `kind` matching (stream, key); key is ignored for PARAMS. */
+static int
+sup_op_find(const struct sup_worker *w, uint8_t kind, uint32_t stream, uint64_t key)
+{
+	for (unsigned i = 0; i < w->w_nops; i++) {
+		const struct sup_op *o = &w->w_ops[i];
+
+		if (o->kind != kind)
+			continue;
+		if (kind == SUP_OP_PING && o->key == key)
+			return (int)i;
+		if (kind == SUP_OP_PARAMS && o->stream == stream)
+			return (int)i;
+		if (kind == SUP_OP_FRAME && o->stream == stream && o->key == key)
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * Op i is answered. The worker handles requests in order, so the
+ * unanswered STREAM_START/STOP before it are done too.
+ */
+static void
+sup_op_done(struct sup_worker *w, int i)
+{
+	unsigned out = 0;
+	bool head_gone = false;
+
+	for (unsigned k = 0; k < w->w_nops; k++) {
+		const struct sup_op *o = &w->w_ops[k];
+		bool drop = (int)k == i ||
+		            ((int)k < i && (o->kind == SUP_OP_START || o->kind == SUP_OP_STOP));
+
+		if (drop) {
+			if (out == 0)
+				head_gone = true;
+			continue;
+		}
+		w->w_ops[out++] = *o;
+	}
+	w->w_nops = out;
+	if (head_gone)
+		w->w_op_base_ns = clock_now_ns();
+	sup_arm(w);
+}
+
+int
+supervisor_send(supervisor *s, int worker, const struct msg *m)
+{
+	struct sup_worker *w;
+	uint8_t kind = 0;
+	unsigned need = 0;
+	uint32_t stream = 0;
+	int rv;
+
+	if (!s || !m || worker < 0 || worker >= s->s_n)
+		return -EINVAL;
+	if (m->type <= MSG_NONE || m->type >= MSG_TYPE_END ||
+	    msg_is_from_worker(m->type) || m->type == MSG_PING)
+		return -EINVAL;
+	w = &s->s_w[worker];
+	if (s->s_closing || w->w_pid <= 0 || w->w_killed)
+		return -ENOTCONN;
+	if (m->type == MSG_SHUTDOWN) {
+		if (w->w_state == SUPERVISOR_STARTING)
+			return -ENOTCONN;
+	} else if (w->w_state != SUPERVISOR_IDLE && w->w_state != SUPERVISOR_BUSY) {
+		return -ENOTCONN;
+	}
+	switch (m->type) {
+	case MSG_STREAM_START:
+		if (w->w_state != SUPERVISOR_IDLE)
+			return -EBUSY;
+		kind = SUP_OP_START;
+		stream = m->u.stream_start.stream;
+		need = 2;
+		break;
+	case MSG_STREAM_STOP:
+		stream = m->u.stream_stop.stream;
+		if (!w->w_has_stream || stream != w->w_stream)
+			return -EINVAL;
+		kind = SUP_OP_STOP;
+		need = 2;
+		break;
+	case MSG_FRAME:
+		stream = m->u.frame.stream;
+		kind = SUP_OP_FRAME;
+		need = 1;
+		break;
+	case MSG_PARAMS:
+		stream = m->u.params.stream;
+		kind = SUP_OP_PARAMS;
+		need = 1;
+		break;
+	case MSG_AUDIO:
+		stream = m->u.audio.stream;
+		break;
+	default:
+		break;
+	}
+	if ((m->type == MSG_FRAME || m->type == MSG_PARAMS || m->type == MSG_AUDIO) &&
+	    (!w->w_has_stream || stream != w->w_stream))
+		return -EINVAL;
+	if (w->w_nops + need > SUP_MAX_OPS)
+		return -ENOBUFS;
+	if ((rv = sup_encode_send(s, w, m)) != 0)
+		return rv;
+	if (need)
+		sup_push_op(w, kind, stream, kind == SUP_OP_FRAME ? m->u.frame.seq : 0);
+	if (m->type == MSG_STREAM_START) {
+		w->w_has_stream = true;
+		w->w_stream = stream;
+		sup_set_state(w, SUPERVISOR_BUSY);
+		sup_ping(w); /* fence: its PONG says stream_start() returned */
+	} else if (m->type == MSG_STREAM_STOP) {
+		w->w_has_stream = false;
+		w->w_had_prev = true;
+		w->w_prev_stream = stream;
+		sup_set_state(w, SUPERVISOR_IDLE);
+		sup_ping(w);
+	}
+	if (need)
+		sup_arm(w);
+	return 0;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+/* Counts a protocol violation; kills at the limit. False: stop reading. */
+static bool
+sup_violation(struct sup_worker *w, const char *what, const char *type)
+{
+	supervisor *s = w->w_sup;
+
+	w->w_violations++;
+	s->s_violations++;
+	log_warn(SUP_MOD, "protocol violation worker=%d pid=%d what=\"%s\" type=%s count=%u",
+	         w->w_id, w->w_pid, what, type, w->w_violations);
+	if (w->w_violations >= s->s_cfg.max_violations) {
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "protocol violations: %u", w->w_violations);
+		sup_kill(w, reason);
+		return false;
+	}
+	return true;
+}
+
+static bool
+sup_stream_ok(const struct sup_worker *w, uint32_t stream)
+{
+	return (w->w_has_stream && stream == w->w_stream) ||
+	       (w->w_had_prev && stream == w->w_prev_stream);
+}
+
+static bool
+sup_on_hello(struct sup_worker *w, const struct msg_hello *h)
+{
+	if (w->w_state != SUPERVISOR_STARTING)
+		return sup_violation(w, "HELLO twice", "HELLO");
+	if (h->worker_id != (uint32_t)w->w_id || h->pid != (uint32_t)w->w_pid)
+		return sup_violation(w, "HELLO with a wrong worker id or pid", "HELLO");
+	w->w_abi = h->abi_version;
+	w->w_vformat = h->video_format;
+	w->w_vmem = h->video_mem;
+	w->w_caps = h->caps;
+	sup_copy_str(w->w_plugin, sizeof(w->w_plugin), h->plugin_name.ptr, h->plugin_name.len);
+	sup_set_state(w, SUPERVISOR_LOADING);
+	sup_arm(w);
+	return true;
+}
+
+static bool
+sup_on_ready_msg(struct sup_worker *w, const struct msg_ready *r)
+{
+	supervisor *s = w->w_sup;
+
+	if (w->w_state != SUPERVISOR_LOADING || r->worker_id != (uint32_t)w->w_id)
+		return sup_violation(w, "READY out of order", "READY");
+	w->w_init_ms = r->init_ms;
+	sup_set_state(w, SUPERVISOR_IDLE);
+	w->w_ping_ns = clock_now_ns();
+	sup_arm(w);
+	log_info(SUP_MOD, "worker ready worker=%d pid=%d gen=%u plugin=%s init_ms=%u",
+	         w->w_id, w->w_pid, w->w_gen, w->w_plugin, r->init_ms);
+	if (s->s_cfg.cb.on_ready)
+		s->s_cfg.cb.on_ready(s->s_cfg.cb_arg, w->w_id);
+	return true;
+}
+
+static bool
+sup_on_msg(void *arg, const void *buf, size_t len)
+{
+	struct sup_worker *w = arg;
+	supervisor *s = w->w_sup;
+	const struct supervisor_callbacks *cb = &s->s_cfg.cb;
+	void *ca = s->s_cfg.cb_arg;
+	struct msg m;
+	int i;
+
+	if (w->w_killed || w->w_pid <= 0)
+		return false;
+	if (s->s_closing)
+		return true;
+	if (msg_decode(buf, len, &m) != 0)
+		return sup_violation(w, "undecodable message", "?");
+	if (!msg_is_from_worker(m.type))
+		return sup_violation(w, "gateway-to-worker type from a worker", msg_type_name(m.type));
+	if (m.type != MSG_HELLO && m.type != MSG_ERROR && w->w_state == SUPERVISOR_STARTING)
+		return sup_violation(w, "message before HELLO", msg_type_name(m.type));
+	switch (m.type) {
+	case MSG_HELLO:
+		return sup_on_hello(w, &m.u.hello);
+	case MSG_READY:
+		return sup_on_ready_msg(w, &m.u.ready);
+	case MSG_RESULT:
+		i = sup_op_find(w, SUP_OP_FRAME, m.u.result.stream, m.u.result.seq);
+		if (i < 0)
+			return sup_violation(w, "RESULT for no frame in flight", "RESULT");
+		w->w_frames++;
+		sup_op_done(w, i);
+		if (cb->on_result)
+			cb->on_result(ca, w->w_id, &m.u.result);
+		break;
+	case MSG_DROP:
+		i = sup_op_find(w, SUP_OP_FRAME, m.u.drop.stream, m.u.drop.seq);
+		if (i < 0)
+			return sup_violation(w, "DROP for no frame in flight", "DROP");
+		sup_op_done(w, i);
+		if (cb->on_drop)
+			cb->on_drop(ca, w->w_id, &m.u.drop);
+		break;
+	case MSG_PARAMS_ACK:
+		i = sup_op_find(w, SUP_OP_PARAMS, m.u.params_ack.stream, 0);
+		if (i < 0)
+			return sup_violation(w, "PARAMS_ACK for no PARAMS", "PARAMS_ACK");
+		sup_op_done(w, i);
+		if (cb->on_params_ack)
+			cb->on_params_ack(ca, w->w_id, &m.u.params_ack);
+		break;
+	case MSG_PONG:
+		i = sup_op_find(w, SUP_OP_PING, 0, m.u.pong.nonce);
+		if (i < 0)
+			return sup_violation(w, "PONG for no PING", "PONG");
+		sup_op_done(w, i);
+		break;
+	case MSG_AUDIO_OUT:
+		if (!sup_stream_ok(w, m.u.audio_out.stream))
+			return sup_violation(w, "AUDIO_OUT for another stream", "AUDIO_OUT");
+		if (cb->on_audio_out)
+			cb->on_audio_out(ca, w->w_id, &m.u.audio_out);
+		break;
+	case MSG_ERROR:
+		sup_copy_str(w->w_err_msg, sizeof(w->w_err_msg),
+		             m.u.error.message.ptr, m.u.error.message.len);
+		snprintf(w->w_last_error, sizeof(w->w_last_error), "%s", w->w_err_msg);
+		if (cb->on_error)
+			cb->on_error(ca, w->w_id, &m.u.error);
+		break;
+	case MSG_EVENT:
+		if (cb->on_event)
+			cb->on_event(ca, w->w_id, &m.u.event);
+		break;
+	case MSG_DATA:
+		if (cb->on_data)
+			cb->on_data(ca, w->w_id, &m.u.data);
+		break;
+	default:
+		return sup_violation(w, "unexpected type", msg_type_name(m.type));
+	}
+	return !w->w_killed && w->w_pid > 0;
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static int64_t
+sup_op_deadline_ns(const supervisor *s, uint8_t kind)
+{
+	unsigned ms;
+
+	switch (kind) {
+	case SUP_OP_FRAME: ms = s->s_cfg.frame_deadline_ms; break;
+	case SUP_OP_PARAMS: ms = s->s_cfg.params_deadline_ms; break;
+	case SUP_OP_START:
+	case SUP_OP_STOP: ms = s->s_cfg.start_deadline_ms; break;
+	default: ms = s->s_cfg.hang_ms; break;
+	}
+	return (int64_t)ms * 1000000;
+}
+
+/* The next instant the timer must look at w, or -1 for none. */
+static int64_t
+sup_next_ns(const struct sup_worker *w)
+{
+	const supervisor *s = w->w_sup;
+
+	if (w->w_pid <= 0 || w->w_killed)
+		return -1;
+	if (s->s_closing)
+		return s->s_close_deadline_ns;
+	switch (w->w_state) {
+	case SUPERVISOR_STARTING:
+		return w->w_spawn_ns + (int64_t)s->s_cfg.hello_ms * 1000000;
+	case SUPERVISOR_LOADING:
+		return w->w_state_ns + (int64_t)s->s_cfg.ready_ms * 1000000;
+	case SUPERVISOR_IDLE:
+	case SUPERVISOR_BUSY:
+		if (w->w_nops)
+			return w->w_op_base_ns + sup_op_deadline_ns(s, w->w_ops[0].kind);
+		return w->w_ping_ns + (int64_t)s->s_cfg.ping_ms * 1000000;
+	default:
+		return -1;
+	}
+}
+
+static void
+sup_arm(struct sup_worker *w)
+{
+	int64_t at = sup_next_ns(w), d;
+	struct timeval tv;
+
+	evtimer_del(w->w_ev_timer);
+	if (at < 0)
+		return;
+	d = at - clock_now_ns();
+	if (d < 0)
+		d = 0;
+	tv.tv_sec = d / 1000000000;
+	tv.tv_usec = (d % 1000000000) / 1000 + 1;
+	evtimer_add(w->w_ev_timer, &tv);
+}
+
+static void
+sup_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup_worker *w = arg;
+	supervisor *s = w->w_sup;
+	int64_t now = clock_now_ns(), at = sup_next_ns(w);
+	char reason[96];
+
+	if (at < 0)
+		return;
+	if (now < at) {
+		sup_arm(w);
+		return;
+	}
+	if (s->s_closing) {
+		sup_kill(w, "no exit after SHUTDOWN");
+		return;
+	}
+	switch (w->w_state) {
+	case SUPERVISOR_STARTING:
+		snprintf(reason, sizeof(reason), "no HELLO in %u ms", s->s_cfg.hello_ms);
+		sup_kill(w, reason);
+		return;
+	case SUPERVISOR_LOADING:
+		snprintf(reason, sizeof(reason), "no READY (init) in %u ms", s->s_cfg.ready_ms);
+		sup_kill(w, reason);
+		return;
+	default:
+		break;
+	}
+	if (w->w_nops == 0) {
+		sup_ping(w);
+		sup_arm(w);
+		return;
+	}
+	switch (w->w_ops[0].kind) {
+	case SUP_OP_FRAME:
+		snprintf(reason, sizeof(reason), "frame deadline %u ms exceeded stream=%u seq=%llu",
+		         s->s_cfg.frame_deadline_ms, w->w_ops[0].stream,
+		         (unsigned long long)w->w_ops[0].key);
+		break;
+	case SUP_OP_PARAMS:
+		snprintf(reason, sizeof(reason), "params deadline %u ms exceeded stream=%u",
+		         s->s_cfg.params_deadline_ms, w->w_ops[0].stream);
+		break;
+	case SUP_OP_START:
+	case SUP_OP_STOP:
+		snprintf(reason, sizeof(reason), "stream %s deadline %u ms exceeded stream=%u",
+		         w->w_ops[0].kind == SUP_OP_START ? "start" : "stop",
+		         s->s_cfg.start_deadline_ms, w->w_ops[0].stream);
+		break;
+	default:
+		snprintf(reason, sizeof(reason), "hung: no PONG in %u ms", s->s_cfg.hang_ms);
+		break;
+	}
+	sup_kill(w, reason);
+}
+
+/* ---- spawning ----------------------------------------------------------- */
+
+/*
+ * The child between fork and exec: async-signal-safe calls only. Own
+ * process group, default signals, parent-death signal (kept across exec;
+ * the worker sets it again itself), no new privileges, the ring at fd 3 and
+ * nothing else above 2.
+ */
+static void __attribute__((noreturn))
+sup_child(const struct sup_worker *w, pid_t parent, char **argv, char **envp)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int first = 3;
+
+	setpgid(0, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (w->w_ring_fd >= 0) {
+		if (w->w_ring_fd == SUP_RING_FD)
+			fcntl(SUP_RING_FD, F_SETFD, 0);
+		else if (dup2(w->w_ring_fd, SUP_RING_FD) < 0)
+			_exit(2);
+		first = SUP_RING_FD + 1;
+	}
+	if (syscall(SYS_close_range, (unsigned)first, ~0u, 0) != 0)
+		for (int fd = first; fd < 65536; fd++)
+			close(fd);
+	execve(w->w_sup->s_worker_path, argv, envp);
+	_exit(2); /* the worker binary is unusable: fatal configuration */
+}
+
+/*
+ * environ plus CT_PARENT_PID (the worker's parent-death check) and, when
+ * gpu >= 0, CUDA_VISIBLE_DEVICES=gpu (the worker then sees it as device 0).
+ */
+static char **
+sup_build_env(int gpu, pid_t parent, char *cvd, size_t cvd_cap, char *ppid, size_t ppid_cap)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (gpu >= 0 && strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) == 0)
+			continue;
+		if (strncmp(environ[i], "CT_PARENT_PID=", 14) == 0)
+			continue;
+		env[k++] = environ[i];
+	}
+	snprintf(ppid, ppid_cap, "CT_PARENT_PID=%d", (int)parent);
+	env[k++] = ppid;
+	if (gpu >= 0) {
+		snprintf(cvd, cvd_cap, "CUDA_VISIBLE_DEVICES=%d", gpu);
+		env[k++] = cvd;
+	}
+	env[k] = NULL;
+	return env;
+}
+
+static int
+sup_spawn(struct sup_worker *w)
+{
+	supervisor *s = w->w_sup;
+	char url[PATH_MAX], idb[16], gpub[16], memb[24], ringb[16], cvd[48], ppid[32];
+	char *argv[24], **envp;
+	int a = 0, rv;
+	pid_t pid;
+
+	w->w_gen++;
+	snprintf(url, sizeof(url), "ipc://%s/w%d-%u.ipc", s->s_ipc_dir, w->w_id, w->w_gen);
+	rv = workerconn_create(&w->w_conn, s->s_base, url, SUP_MAX_RECV, sup_on_msg, w);
+	if (rv < 0)
+		return rv;
+	snprintf(idb, sizeof(idb), "%d", w->w_id);
+	snprintf(gpub, sizeof(gpub), "%d", w->w_gpu >= 0 ? 0 : -1); /* ordinal among visible */
+	snprintf(ringb, sizeof(ringb), "%d", SUP_RING_FD);
+	snprintf(memb, sizeof(memb), "%d", s->s_cfg.mem_limit_mb);
+	argv[a++] = s->s_worker_path;
+	argv[a++] = "--id";
+	argv[a++] = idb;
+	argv[a++] = "--url";
+	argv[a++] = url;
+	if (w->w_ring_fd >= 0) {
+		argv[a++] = "--ring-fd";
+		argv[a++] = ringb;
+	}
+	argv[a++] = "--processor";
+	argv[a++] = s->s_processor;
+	if (s->s_pconfig) {
+		argv[a++] = "--processor-config";
+		argv[a++] = s->s_pconfig;
+	}
+	argv[a++] = "--gpu";
+	argv[a++] = gpub;
+	if (s->s_log_level) {
+		argv[a++] = "--log-level";
+		argv[a++] = s->s_log_level;
+	}
+	if (s->s_cfg.mem_limit_mb > 0) {
+		argv[a++] = "--mem-limit-mb";
+		argv[a++] = memb;
+	}
+	argv[a] = NULL;
+	envp = sup_build_env(w->w_gpu, s->s_self, cvd, sizeof(cvd), ppid, sizeof(ppid));
+	if (!envp) {
+		rv = -ENOMEM;
+		goto err_close_conn;
+	}
+	pid = fork();
+	if (pid < 0) {
+		rv = -errno;
+		goto err_free_env;
+	}
+	if (pid == 0)
+		sup_child(w, s->s_self, argv, envp);
+	free(envp);
+	setpgid(pid, pid); /* also here: no window where the group is missing */
+	w->w_pid = pid;
+	w->w_last_pid = pid;
+	w->w_killed = false;
+	w->w_violations = 0;
+	w->w_nops = 0;
+	w->w_plugin[0] = '\0';
+	w->w_err_msg[0] = '\0';
+	w->w_spawn_ns = clock_now_ns();
+	if (w->w_gen > 1)
+		w->w_restarts++;
+	sup_set_state(w, SUPERVISOR_STARTING);
+	w->w_pidfd = s->s_use_pidfd ? sup_pidfd_open(pid) : -1;
+	if (w->w_pidfd >= 0) {
+		w->w_ev_pid = event_new(s->s_base, w->w_pidfd, EV_READ | EV_PERSIST, sup_on_pidfd, w);
+		if (!w->w_ev_pid || event_add(w->w_ev_pid, NULL) != 0) {
+			if (w->w_ev_pid)
+				event_free(w->w_ev_pid);
+			w->w_ev_pid = NULL;
+			close(w->w_pidfd);
+			w->w_pidfd = -1;
+		}
+	}
+	if (w->w_pidfd < 0) {
+		if (s->s_use_pidfd)
+			log_warn(SUP_MOD, "no pidfd for worker, using SIGCHLD worker=%d pid=%d", w->w_id, pid);
+		if (sup_enable_sigchld(s) < 0)
+			log_error(SUP_MOD, "cannot watch worker exits worker=%d", w->w_id);
+		sup_check_reap(w); /* it may have died before the handler was in */
+		if (w->w_pid <= 0)
+			return 0;
+	}
+	sup_arm(w);
+	log_info(SUP_MOD, "worker spawned worker=%d pid=%d gen=%u gpu=%d", w->w_id, pid, w->w_gen, w->w_gpu);
+	return 0;
+
+err_free_env:
+	free(envp);
+err_close_conn:
+	workerconn_destroy(&w->w_conn);
+	return rv;
+}
+
+/* Spawns w; a failure counts as a crash and is retried after the backoff. */
+static void
+sup_spawn_or_retry(struct sup_worker *w)
+{
+	supervisor *s = w->w_sup;
+	int rv = sup_spawn(w);
+	int64_t ms;
+	struct timeval tv;
+
+	if (rv == 0)
+		return;
+	w->w_crashes++;
+	ms = sup_backoff_ms(s, w->w_crashes);
+	if (ms < s->s_cfg.backoff_min_ms)
+		ms = s->s_cfg.backoff_min_ms;
+	snprintf(w->w_last_error, sizeof(w->w_last_error), "spawn failed: %s", strerror(-rv));
+	sup_set_state(w, SUPERVISOR_DEAD);
+	log_error(SUP_MOD, "cannot spawn worker worker=%d err=\"%s\" retry_ms=%lld",
+	          w->w_id, strerror(-rv), (long long)ms);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->w_ev_respawn, &tv);
+}
+
+static void
+sup_on_respawn(evutil_socket_t fd, short what, void *arg)
+{
+	struct sup_worker *w = arg;
+
+	if (w->w_sup->s_closing || w->w_pid > 0)
+		return;
+	sup_spawn_or_retry(w);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static char *
+sup_default_worker_path(void)
+{
+	char exe[PATH_MAX], *slash, *p;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	if (asprintf(&p, "%s/worker", exe) < 0)
+		return NULL;
+	return p;
+}
+
+static char *
+sup_strdup_or_null(const char *s, bool *fail)
+{
+	char *p;
+
+	if (!s)
+		return NULL;
+	p = strdup(s);
+	if (!p)
+		*fail = true;
+	return p;
+}
+
+static void
+sup_free(supervisor *s)
+{
+	if (s->s_w) {
+		for (int i = 0; i < s->s_n; i++) {
+			struct sup_worker *w = &s->s_w[i];
+
+			workerconn_destroy(&w->w_conn);
+			if (w->w_ev_pid)
+				event_free(w->w_ev_pid);
+			if (w->w_pidfd >= 0)
+				close(w->w_pidfd);
+			if (w->w_ev_timer)
+				event_free(w->w_ev_timer);
+			if (w->w_ev_respawn)
+				event_free(w->w_ev_respawn);
+			if (w->w_ring_fd >= 0)
+				close(w->w_ring_fd);
+		}
+		free(s->s_w);
+	}
+	if (s->s_ev_sigchld)
+		event_free(s->s_ev_sigchld);
+	ipc_dir_destroy(&s->s_dir);
+	free(s->s_worker_path);
+	free(s->s_ipc_dir);
+	free(s->s_processor);
+	free(s->s_pconfig);
+	free(s->s_log_level);
+	free(s->s_tx);
+	free(s);
+}
+
+int
+supervisor_create(supervisor **out, struct event_base *base,
+                  const struct supervisor_config *cfg)
+{
+	supervisor *s;
+	struct supervisor_config *c;
+	bool fail = false;
+	int rv, fd;
+
+	*out = NULL;
+	if (!base || !cfg || cfg->nworkers <= 0 || cfg->nworkers > SUP_MAX_WORKERS ||
+	    !cfg->processor || cfg->spares < 0 || cfg->mem_limit_mb < 0)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->s_base = base;
+	s->s_cfg = *cfg;
+	c = &s->s_cfg;
+	c->gpus = NULL;
+	c->ring_fds = NULL;
+	c->ping_ms = sup_def(c->ping_ms, 250);
+	c->hang_ms = sup_def(c->hang_ms, 2000);
+	c->hello_ms = sup_def(c->hello_ms, 30000);
+	c->ready_ms = sup_def(c->ready_ms, 300000);
+	c->frame_deadline_ms = sup_def(c->frame_deadline_ms, 5000);
+	c->params_deadline_ms = sup_def(c->params_deadline_ms, c->frame_deadline_ms);
+	c->start_deadline_ms = sup_def(c->start_deadline_ms, 10000);
+	c->backoff_min_ms = sup_def(c->backoff_min_ms, 100);
+	c->backoff_max_ms = sup_def(c->backoff_max_ms, 10000);
+	c->stable_ms = sup_def(c->stable_ms, 30000);
+	c->shutdown_ms = sup_def(c->shutdown_ms, 2000);
+	c->max_violations = sup_def(c->max_violations, 5);
+	s->s_self = getpid();
+	s->s_n = cfg->nworkers;
+	s->s_worker_path = cfg->worker_path ? strdup(cfg->worker_path) : sup_default_worker_path();
+	s->s_processor = sup_strdup_or_null(cfg->processor, &fail);
+	s->s_pconfig = sup_strdup_or_null(cfg->processor_config, &fail);
+	s->s_log_level = sup_strdup_or_null(cfg->log_level, &fail);
+	s->s_tx_cap = SUP_TX_INIT;
+	s->s_tx = malloc(s->s_tx_cap);
+	s->s_w = calloc((size_t)s->s_n, sizeof(*s->s_w));
+	if (fail || !s->s_worker_path || !s->s_tx || !s->s_w) {
+		rv = -ENOMEM;
+		goto err_free;
+	}
+	for (int i = 0; i < s->s_n; i++) {
+		s->s_w[i].w_pidfd = -1;
+		s->s_w[i].w_ring_fd = -1;
+	}
+	if (access(s->s_worker_path, X_OK) != 0) {
+		rv = -errno;
+		log_error(SUP_MOD, "worker program not executable path=%s err=\"%s\"",
+		          s->s_worker_path, strerror(errno));
+		goto err_free;
+	}
+	if (cfg->ipc_dir) {
+		s->s_ipc_dir = strdup(cfg->ipc_dir);
+		if (!s->s_ipc_dir) {
+			rv = -ENOMEM;
+			goto err_free;
+		}
+	} else {
+		if ((rv = ipc_dir_create(&s->s_dir, NULL)) < 0)
+			goto err_free;
+		s->s_ipc_dir = strdup(ipc_dir_path(s->s_dir));
+		if (!s->s_ipc_dir) {
+			rv = -ENOMEM;
+			goto err_free;
+		}
+	}
+	c->worker_path = c->ipc_dir = c->processor = NULL;
+	c->processor_config = c->log_level = NULL;
+	if (strlen(s->s_ipc_dir) > 80) { /* sun_path holds 108 bytes */
+		rv = -ENAMETOOLONG;
+		goto err_free;
+	}
+	for (int i = 0; i < s->s_n; i++) {
+		struct sup_worker *w = &s->s_w[i];
+
+		w->w_sup = s;
+		w->w_id = i;
+		w->w_gpu = cfg->gpus ? cfg->gpus[i] : -1;
+		w->w_state = SUPERVISOR_DEAD;
+		fd = cfg->ring_fds ? cfg->ring_fds[i] : -1;
+		if (fd >= 0 && (w->w_ring_fd = fcntl(fd, F_DUPFD_CLOEXEC, SUP_RING_FD + 1)) < 0) {
+			rv = -errno;
+			goto err_free;
+		}
+		w->w_ev_timer = evtimer_new(base, sup_on_timer, w);
+		w->w_ev_respawn = evtimer_new(base, sup_on_respawn, w);
+		if (!w->w_ev_timer || !w->w_ev_respawn) {
+			rv = -ENOMEM;
+			goto err_free;
+		}
+	}
+	s->s_use_pidfd = !cfg->no_pidfd;
+	if (s->s_use_pidfd) {
+		fd = sup_pidfd_open(getpid());
+		if (fd < 0)
+			s->s_use_pidfd = false;
+		else
+			close(fd);
+	}
+	if (!s->s_use_pidfd && (rv = sup_enable_sigchld(s)) < 0)
+		goto err_free;
+	*out = s;
+	return 0;
+
+err_free:
+	sup_free(s);
+	return rv;
+}
+
+int
+supervisor_start(supervisor *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->s_started || s->s_closing)
+		return -EALREADY;
+	s->s_started = true;
+	log_info(SUP_MOD, "starting worker pool workers=%d spares=%d worker=%s processor=%s death_watch=%s",
+	         s->s_n, s->s_cfg.spares, s->s_worker_path, s->s_processor,
+	         s->s_use_pidfd ? "pidfd" : "sigchld");
+	for (int i = 0; i < s->s_n; i++)
+		sup_spawn_or_retry(&s->s_w[i]);
+	return 0;
+}
+
+int
+supervisor_kill(supervisor *s, int worker, const char *reason)
+{
+	if (!s || worker < 0 || worker >= s->s_n)
+		return -EINVAL;
+	return sup_kill(&s->s_w[worker], reason ? reason : "killed by the gateway");
+}
+
+int
+supervisor_pick(const supervisor *s)
+{
+	int best = -EBUSY, best_load = INT_MAX;
+
+	for (int i = 0; i < s->s_n; i++) {
+		const struct sup_worker *w = &s->s_w[i];
+		int load = 0;
+
+		if (w->w_state != SUPERVISOR_IDLE || w->w_killed || w->w_pid <= 0)
+			continue;
+		for (int k = 0; k < s->s_n; k++)
+			load += s->s_w[k].w_gpu == w->w_gpu && s->s_w[k].w_state == SUPERVISOR_BUSY;
+		if (load < best_load) {
+			best_load = load;
+			best = i;
+		}
+	}
+	return best;
+}
+
+int
+supervisor_capacity(const supervisor *s)
+{
+	int cap = s->s_n - s->s_cfg.spares;
+
+	return cap < 1 ? 1 : cap;
+}
+
+int
+supervisor_nworkers(const supervisor *s)
+{
+	return s->s_n;
+}
+
+int
+supervisor_count(const supervisor *s, enum supervisor_state st)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->s_n; i++)
+		n += s->s_w[i].w_state == st;
+	return n;
+}
+
+bool
+supervisor_failed(const supervisor *s)
+{
+	for (int i = 0; i < s->s_n; i++)
+		if (!s->s_w[i].w_fatal)
+			return false;
+	return true;
+}
+
+uint64_t
+supervisor_violations(const supervisor *s)
+{
+	return s->s_violations;
+}
+
+int
+supervisor_info(const supervisor *s, int worker, struct supervisor_worker_info *out)
+{
+	const struct sup_worker *w;
+
+	if (!s || !out || worker < 0 || worker >= s->s_n)
+		return -EINVAL;
+	w = &s->s_w[worker];
+	memset(out, 0, sizeof(*out));
+	out->id = w->w_id;
+	out->pid = w->w_pid > 0 ? w->w_pid : w->w_last_pid;
+	out->gpu = w->w_gpu;
+	out->state = w->w_state;
+	out->has_stream = w->w_has_stream;
+	out->stream = w->w_stream;
+	out->fatal = w->w_fatal;
+	out->restarts = w->w_restarts;
+	out->violations = w->w_violations;
+	for (unsigned i = 0; i < w->w_nops; i++)
+		out->in_flight += w->w_ops[i].kind == SUP_OP_FRAME;
+	out->generation = w->w_gen;
+	out->frames = w->w_frames;
+	out->video_format = w->w_vformat;
+	out->video_mem = w->w_vmem;
+	out->caps = w->w_caps;
+	out->abi_version = w->w_abi;
+	out->init_ms = w->w_init_ms;
+	snprintf(out->plugin_name, sizeof(out->plugin_name), "%s", w->w_plugin);
+	snprintf(out->last_error, sizeof(out->last_error), "%s", w->w_last_error);
+	return 0;
+}
+
+json_t *
+supervisor_json(const supervisor *s)
+{
+	json_t *root = json_object(), *arr = json_array();
+
+	if (!root || !arr)
+		goto err_free;
+	for (int i = 0; i < s->s_n; i++) {
+		const struct sup_worker *w = &s->s_w[i];
+		const char *name = NULL;
+		json_t *o, *stream;
+
+		if (w->w_has_stream && s->s_cfg.cb.stream_name)
+			name = s->s_cfg.cb.stream_name(s->s_cfg.cb_arg, w->w_stream);
+		if (!w->w_has_stream)
+			stream = json_null();
+		else
+			stream = name ? json_string(name) : json_integer(w->w_stream);
+		o = json_pack("{s:i, s:o, s:i, s:s, s:o, s:i, s:I, s:o}",
+		              "id", w->w_id,
+		              "pid", w->w_pid > 0 ? json_integer(w->w_pid) : json_null(),
+		              "gpu", w->w_gpu,
+		              "state", supervisor_state_name(w->w_state),
+		              "stream", stream ? stream : json_null(),
+		              "restarts", (int)w->w_restarts,
+		              "frames", (json_int_t)w->w_frames,
+		              "last_error", w->w_last_error[0] ? json_string(w->w_last_error) : json_null());
+		if (!o || json_array_append_new(arr, o) != 0)
+			goto err_free;
+	}
+	if (json_object_set_new(root, "workers", arr) != 0) {
+		arr = NULL;
+		goto err_free;
+	}
+	return root;
+
+err_free:
+	json_decref(arr);
+	json_decref(root);
+	return NULL;
+}
+
+void
+supervisor_close(supervisor *s)
+{
+	struct msg m;
+
+	if (!s || s->s_closing)
+		return;
+	s->s_closing = true;
+	s->s_close_deadline_ns = clock_now_ns() + (int64_t)s->s_cfg.shutdown_ms * 1000000;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_SHUTDOWN;
+	m.u.shutdown.reason = msg_cstr("gateway shutdown");
+	for (int i = 0; i < s->s_n; i++) {
+		struct sup_worker *w = &s->s_w[i];
+
+		evtimer_del(w->w_ev_respawn);
+		w->w_nops = 0;
+		if (w->w_pid <= 0 || w->w_killed)
+			continue;
+		if (w->w_state == SUPERVISOR_STARTING || sup_encode_send(s, w, &m) != 0)
+			sup_kill(w, "shutdown");
+		sup_arm(w);
+	}
+	log_info(SUP_MOD, "worker pool closing workers=%d", s->s_n);
+}
+
+int
+supervisor_stop(supervisor *s)
+{
+	struct pollfd *pfd;
+	int killed = 0;
+	int64_t kill_at, give_up = 0;
+
+	if (!s)
+		return 0;
+	supervisor_close(s);
+	if (s->s_stopped)
+		return 0;
+	pfd = calloc((size_t)s->s_n, sizeof(*pfd));
+	kill_at = s->s_close_deadline_ns;
+	for (;;) {
+		int alive = 0, np = 0;
+		int64_t now;
+		int wait_ms;
+
+		for (int i = 0; i < s->s_n; i++) {
+			struct sup_worker *w = &s->s_w[i];
+
+			sup_check_reap(w);
+			if (w->w_pid <= 0)
+				continue;
+			alive++;
+			if (pfd && w->w_pidfd >= 0) {
+				pfd[np].fd = w->w_pidfd;
+				pfd[np].events = POLLIN;
+				np++;
+			}
+		}
+		if (!alive)
+			break;
+		now = clock_now_ns();
+		if (give_up && now >= give_up) {
+			log_error(SUP_MOD, "workers not reaped after SIGKILL alive=%d", alive);
+			break;
+		}
+		if (!give_up && now >= kill_at) {
+			for (int i = 0; i < s->s_n; i++) {
+				if (s->s_w[i].w_pid > 0 && !s->s_w[i].w_killed) {
+					sup_kill(&s->s_w[i], "no exit after SHUTDOWN");
+					killed++;
+				}
+			}
+			give_up = now + SUP_REAP_GRACE_NS;
+			continue;
+		}
+		wait_ms = (int)(((give_up ? give_up : kill_at) - now) / 1000000) + 1;
+		if (np < alive && wait_ms > 5)
+			wait_ms = 5; /* some are watched by SIGCHLD only: poll them */
+		poll(pfd, (nfds_t)np, wait_ms);
+	}
+	free(pfd);
+	if (killed)
+		log_warn(SUP_MOD, "killed workers that did not exit after SHUTDOWN count=%d", killed);
+	s->s_stopped = true;
+	return killed;
+}
+
+void
+supervisor_destroy(supervisor **p)
+{
+	supervisor *s = *p;
+
+	if (!s)
+		return;
+	supervisor_stop(s);
+	sup_free(s);
+	*p = NULL;
+}

@@ -1,0 +1,135 @@
+/*
+ * fixture_crash: a plugin that fails on purpose, for the worker and
+ * supervisor tests. Config (JSON): {"crash_after":N} SIGSEGV in process_video
+ * after N good frames; {"crash_in":"init"} abort() in init; {"init_fail":true}
+ * init returns -EINVAL; {"overflow":true} writes far past its output slot;
+ * {"fail":true} every frame returns -EIO. Params {"crash":true}: SIGSEGV on
+ * the next frame. Frames it survives are passed through (FP_PASS).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame_processor.h"
+
+struct fixture_crash {
+	const struct fp_host *host;
+	long crash_after;   /* -1: never */
+	bool crash_next;
+	bool overflow;
+	bool fail;
+	uint64_t frames;
+};
+
+/* Finds "key" in flat JSON text; returns a pointer to its value or NULL. */
+static const char *
+fixture_crash_find(const char *json, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i + klen + 2 <= len; i++) {
+		if (json[i] != '"' || memcmp(json + i + 1, key, klen) != 0 ||
+		    json[i + 1 + klen] != '"')
+			continue;
+		size_t j = i + klen + 2;
+		while (j < len && strchr(" \t\r\n:", json[j]))
+			j++;
+		return j < len ? json + j : NULL;
+	}
+	return NULL;
+}
+
+static bool
+fixture_crash_true(const char *json, size_t len, const char *key)
+{
+	const char *v = fixture_crash_find(json, len, key);
+
+	return v && (size_t)(json + len - v) >= 4 && memcmp(v, "true", 4) == 0;
+}
+
+/* Crashes with a real invalid memory access, as a buggy plugin would. */
+static void
+fixture_crash_segv(void)
+{
+	/* Address 16: unmapped, and not NULL, so UBSan lets the fault happen. */
+	volatile uintptr_t bad = 16;
+
+	*(volatile int *)bad = 42;
+	raise(SIGSEGV); /* not reached */
+}
+
+static int
+fixture_crash_init(const struct fp_host *host, const char *config_json, void **self)
+{
+	size_t len = strlen(config_json);
+	const char *v = fixture_crash_find(config_json, len, "crash_in");
+	struct fixture_crash *f;
+
+	if (v && strncmp(v, "\"init\"", 6) == 0)
+		abort();
+	if (fixture_crash_true(config_json, len, "init_fail"))
+		return -EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->host = host;
+	v = fixture_crash_find(config_json, len, "crash_after");
+	f->crash_after = v ? strtol(v, NULL, 10) : -1;
+	f->overflow = fixture_crash_true(config_json, len, "overflow");
+	f->fail = fixture_crash_true(config_json, len, "fail");
+	*self = f;
+	return FP_OK;
+}
+
+static void
+fixture_crash_fini(void *self)
+{
+	free(self);
+}
+
+static int
+fixture_crash_update_params(void *self, const char *params_json, size_t len)
+{
+	struct fixture_crash *f = self;
+
+	if (fixture_crash_true(params_json, len, "crash"))
+		f->crash_next = true;
+	return FP_OK;
+}
+
+static int
+fixture_crash_process_video(void *self, const struct fp_video_frame *in,
+                            struct fp_video_frame *out)
+{
+	struct fixture_crash *f = self;
+
+	if (f->crash_next || (f->crash_after >= 0 && f->frames >= (uint64_t)f->crash_after)) {
+		f->host->log(FP_LOG_WARN, "fixture_crash: crashing now frames=%llu",
+		             (unsigned long long)f->frames);
+		fixture_crash_segv();
+	}
+	f->frames++;
+	if (f->fail)
+		return -EIO;
+	if (f->overflow) {
+		/* A buffer overrun: rows far below the slot's last row. */
+		size_t slot = (size_t)out->stride[0] * out->max_height;
+
+		for (size_t off = slot; off < slot + (size_t)256 * 1024 * 1024; off += 4096)
+			out->plane[0][off] = 0xAA;
+	}
+	(void)in;
+	return FP_PASS;
+}
+
+static const struct fp_plugin fixture_crash_plugin = {
+	FP_PLUGIN_HEADER("fixture_crash", "1.0"),
+	.init = fixture_crash_init,
+	.fini = fixture_crash_fini,
+	.process_video = fixture_crash_process_video,
+	.update_params = fixture_crash_update_params,
+};
+
+FP_PLUGIN_DEFINE(fixture_crash_plugin)

@@ -1,0 +1,257 @@
+/*
+ * ipc tests: the private runtime directory (mode, naming, no collisions,
+ * removal), listen/dial with retry, send/receive with timeouts, the recv fd
+ * for libevent, and the nng -> errno mapping.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ipc.h"
+
+static void
+ipc_err_mapping(void)
+{
+	CHECK_EQ(ipc_err(0), 0);
+	CHECK_EQ(ipc_err(NNG_ETIMEDOUT), -ETIMEDOUT);
+	CHECK_EQ(ipc_err(NNG_EAGAIN), -EAGAIN);
+	CHECK_EQ(ipc_err(NNG_ECLOSED), -EPIPE);
+	CHECK_EQ(ipc_err(NNG_ECONNREFUSED), -ECONNREFUSED);
+	CHECK_EQ(ipc_err(NNG_EADDRINUSE), -EADDRINUSE);
+	CHECK_EQ(ipc_err(NNG_EMSGSIZE), -EMSGSIZE);
+	CHECK_EQ(ipc_err(NNG_ENOMEM), -ENOMEM);
+	CHECK_EQ(ipc_err(NNG_ESYSERR | EACCES), -EACCES);
+	CHECK_EQ(ipc_err(NNG_ETRANERR | 5), -EIO);
+	CHECK_EQ(ipc_err(12345), -EIO);
+	for (int e = 1; e <= 31; e++)
+		CHECK(ipc_err(e) < 0);
+}
+
+static void
+ipc_dir_mode_and_removal(void)
+{
+	char url[IPC_URL_MAX], sock[IPC_URL_MAX];
+	const char *base = th_tmpdir();
+	struct stat st;
+	ipc_dir *d;
+	ipc *s;
+	mode_t old = umask(0);
+
+	CHECK_OK(ipc_dir_create(&d, base));
+	umask(old);
+	CHECK(strncmp(ipc_dir_path(d), base, strlen(base)) == 0);
+	CHECK(strstr(ipc_dir_path(d), "/" IPC_DIR_PREFIX) != NULL);
+	CHECK_OK(stat(ipc_dir_path(d), &st));
+	CHECK(S_ISDIR(st.st_mode));
+	CHECK_EQ(st.st_mode & 07777, 0700);
+	CHECK_EQ(st.st_uid, getuid());
+
+	CHECK_OK(ipc_dir_url(d, "w0.ipc", url, sizeof(url)));
+	CHECK(strncmp(url, "ipc://", 6) == 0);
+	CHECK_EQ(ipc_dir_url(d, "../x", url + 0, sizeof(url)), -EINVAL);
+	CHECK_EQ(ipc_dir_url(d, "", url, sizeof(url)), -EINVAL);
+	CHECK_EQ(ipc_dir_url(d, "a/b", url, sizeof(url)), -EINVAL);
+	CHECK_EQ(ipc_dir_url(d, "w0.ipc", url, 10), -ENAMETOOLONG);
+	CHECK_OK(ipc_dir_url(d, "w0.ipc", url, sizeof(url)));
+	old = umask(0);
+	CHECK_OK(ipc_listen(&s, url));
+	umask(old);
+	snprintf(sock, sizeof(sock), "%s", url + 6);
+	CHECK_OK(stat(sock, &st));
+	CHECK(S_ISSOCK(st.st_mode));
+	CHECK_EQ(st.st_mode & 0777, 0700);
+	ipc_close(&s);
+	CHECK(s == NULL);
+	ipc_close(&s);
+	snprintf(sock, sizeof(sock), "%s", ipc_dir_path(d));
+	ipc_dir_destroy(&d);
+	CHECK(d == NULL);
+	ipc_dir_destroy(&d);
+	CHECK(stat(sock, &st) < 0 && errno == ENOENT);
+	CHECK_EQ(ipc_dir_create(&d, "/nonexistent-ctrickle-base"), -ENOENT);
+}
+
+/* Two gateways on one box: distinct dirs, same socket names, no crosstalk. */
+static void
+ipc_two_dirs_no_collision(void)
+{
+	char u1[IPC_URL_MAX], u2[IPC_URL_MAX], buf[16];
+	ipc_dir *d1, *d2;
+	ipc *l1, *l2, *c1, *c2;
+	size_t len;
+
+	CHECK_OK(ipc_dir_create(&d1, NULL));
+	CHECK_OK(ipc_dir_create(&d2, NULL));
+	CHECK(strcmp(ipc_dir_path(d1), ipc_dir_path(d2)) != 0);
+	CHECK_OK(ipc_dir_url(d1, "w0.ipc", u1, sizeof(u1)));
+	CHECK_OK(ipc_dir_url(d2, "w0.ipc", u2, sizeof(u2)));
+	CHECK_OK(ipc_listen(&l1, u1));
+	CHECK_OK(ipc_listen(&l2, u2));
+	CHECK_OK(ipc_dial(&c1, u1, 1000));
+	CHECK_OK(ipc_dial(&c2, u2, 1000));
+	CHECK_OK(ipc_send_timeout(c1, "one", 4, 1000));
+	CHECK_OK(ipc_send_timeout(c2, "two", 4, 1000));
+	CHECK_OK(ipc_recv(l1, buf, sizeof(buf), &len, 1000));
+	CHECK_STR(buf, "one");
+	CHECK_OK(ipc_recv(l2, buf, sizeof(buf), &len, 1000));
+	CHECK_STR(buf, "two");
+	CHECK_EQ(ipc_recv(l1, buf, sizeof(buf), &len, 0), -EAGAIN);
+	/* A live socket is never taken over (nng probes it, then refuses). */
+	ipc_close(&c1);
+	CHECK_EQ(ipc_listen(&c1, u1), -EADDRINUSE);
+	CHECK(c1 == NULL);
+	ipc_close(&c2);
+	ipc_close(&l1);
+	ipc_close(&l2);
+	ipc_dir_destroy(&d1);
+	ipc_dir_destroy(&d2);
+}
+
+static void
+ipc_send_recv_timeouts(void)
+{
+	char url[IPC_URL_MAX], buf[64], big[256];
+	struct pollfd pfd;
+	nng_msg *m;
+	ipc_dir *d;
+	ipc *l, *c;
+	int64_t t0;
+	size_t len;
+	int fd;
+
+	CHECK_OK(ipc_dir_create(&d, NULL));
+	CHECK_OK(ipc_dir_url(d, "w0.ipc", url, sizeof(url)));
+	CHECK_OK(ipc_listen(&l, url));
+	/* No peer yet: a non-blocking send cannot go, a timed one times out. */
+	CHECK_EQ(ipc_send(l, "x", 1, IPC_NONBLOCK), -EAGAIN);
+	t0 = clock_now_ms();
+	CHECK_EQ(ipc_send_timeout(l, "x", 1, 50), -ETIMEDOUT);
+	printf("    send timeout 50 ms took %lld ms\n",
+	       (long long)(clock_now_ms() - t0));
+	CHECK_OK(ipc_dial(&c, url, 1000));
+
+	CHECK_OK(ipc_recv_fd(l, &fd));
+	CHECK(fd >= 0);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	CHECK_EQ(poll(&pfd, 1, 0), 0);
+	t0 = clock_now_ms();
+	CHECK_EQ(ipc_recv(l, buf, sizeof(buf), &len, 50), -ETIMEDOUT);
+	printf("    recv timeout 50 ms took %lld ms\n",
+	       (long long)(clock_now_ms() - t0));
+	CHECK_EQ(ipc_recv(l, buf, sizeof(buf), &len, 0), -EAGAIN);
+
+	CHECK_OK(ipc_send(c, "hello", 6, 0));
+	CHECK_EQ(poll(&pfd, 1, 1000), 1);
+	CHECK_OK(ipc_recv(l, buf, sizeof(buf), &len, 0));
+	CHECK_EQ(len, 6);
+	CHECK_STR(buf, "hello");
+
+	memset(big, 'b', sizeof(big));
+	CHECK_OK(ipc_send(c, big, sizeof(big), 0));
+	CHECK_EQ(ipc_recv(l, buf, sizeof(buf), &len, 1000), -EMSGSIZE);
+	CHECK_OK(ipc_send(c, big, sizeof(big), 0));
+	CHECK_OK(ipc_recv_msg(l, &m, 1000));
+	CHECK_EQ(nng_msg_len(m), sizeof(big));
+	nng_msg_free(m);
+	CHECK_OK(ipc_send(l, "back", 5, IPC_NONBLOCK));
+	CHECK_OK(ipc_recv(c, buf, sizeof(buf), &len, 1000));
+	CHECK_STR(buf, "back");
+	ipc_close(&c);
+	ipc_close(&l);
+	ipc_dir_destroy(&d);
+}
+
+/* A worker that dials before the gateway listens keeps trying until it does. */
+static void
+ipc_dial_retries(void)
+{
+	char url[IPC_URL_MAX], buf[16];
+	ipc_dir *d;
+	ipc *l, *c;
+	int64_t t0;
+	size_t len;
+	int status;
+	pid_t pid;
+
+	CHECK_OK(ipc_dir_create(&d, NULL));
+	CHECK_OK(ipc_dir_url(d, "w0.ipc", url, sizeof(url)));
+	/* nng is not fork-safe once used: fork before this process touches it.
+	 */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int rv = ipc_dial(&c, url, 5000);
+
+		if (rv == 0)
+			rv = ipc_send_timeout(c, "hi", 3, 2000);
+		ipc_close(&c);
+		_exit(rv == 0 ? 0 : 1);
+	}
+	usleep(100 * 1000);
+	CHECK_OK(ipc_listen(&l, url));
+	CHECK_OK(ipc_recv(l, buf, sizeof(buf), &len, 5000));
+	CHECK_STR(buf, "hi");
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ipc_close(&l);
+	ipc_dir_destroy(&d);
+
+	CHECK_OK(ipc_dir_create(&d, NULL));
+	CHECK_OK(ipc_dir_url(d, "w1.ipc", url, sizeof(url)));
+	t0 = clock_now_ms();
+	CHECK_EQ(ipc_dial(&c, url, 60), -ETIMEDOUT);
+	CHECK(clock_now_ms() - t0 >= 60);
+	CHECK(c == NULL);
+	ipc_dir_destroy(&d);
+}
+
+/* A peer that dies shows up as a receive timeout, never a crash or hang. */
+static void
+ipc_peer_dies(void)
+{
+	char url[IPC_URL_MAX], buf[16];
+	ipc_dir *d;
+	ipc *l;
+	size_t len;
+	pid_t pid;
+
+	CHECK_OK(ipc_dir_create(&d, NULL));
+	CHECK_OK(ipc_dir_url(d, "w0.ipc", url, sizeof(url)));
+	pid = fork(); /* before this process uses nng */
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		ipc *c;
+
+		if (ipc_dial(&c, url, 2000) == 0)
+			ipc_send_timeout(c, "x", 2, 1000);
+		pause();
+		_exit(0);
+	}
+	CHECK_OK(ipc_listen(&l, url));
+	CHECK_OK(ipc_recv(l, buf, sizeof(buf), &len, 5000));
+	CHECK_OK(kill(pid, SIGKILL));
+	CHECK_EQ(waitpid(pid, NULL, 0), pid);
+	CHECK_EQ(ipc_recv(l, buf, sizeof(buf), &len, 50), -ETIMEDOUT);
+	CHECK_EQ(ipc_send(l, "y", 2, IPC_NONBLOCK), -EAGAIN);
+	ipc_close(&l);
+	ipc_dir_destroy(&d);
+}
+
+static const struct th_case cases[] = {
+    TH_CASE(ipc_err_mapping),
+    TH_CASE(ipc_dir_mode_and_removal),
+    TH_CASE(ipc_two_dirs_no_collision),
+    TH_CASE(ipc_send_recv_timeouts),
+    TH_CASE(ipc_dial_retries),
+    TH_CASE(ipc_peer_dies),
+    TH_END,
+};
+
+TH_MAIN(cases)

@@ -1,0 +1,1030 @@
+/*
+ * Media path tests: decode (gateway/decode.c), conditioning (convert.c) and
+ * encode (encode.c) on synthetic H.264 + AAC/Opus MPEG-TS made in memory by
+ * media_gen.h; round trips, frame-rate limiting, sync rules and bad input.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+
+#include <libavutil/imgutils.h>
+
+#include "gateway/bytequeue.h"
+#include "clock.h"
+#include "gateway/convert.h"
+#include "gateway/decode.h"
+#include "gateway/encode.h"
+#include "log.h"
+#include "media_gen.h"
+
+#define SINK_MAX 1024
+#define PSNR_MIN 30.0   /* dB, luma, input decode vs round-trip decode */
+
+/* Collects what a decoder yields; optionally conditions and re-encodes. */
+struct sink {
+	int nv, na, nerr, nkey_first;
+	int64_t vpts[SINK_MAX];
+	int vw[SINK_MAX], vh[SINK_MAX];
+	uint8_t *y[SINK_MAX];        /* luma copies when keep_y */
+	bool keep_y;
+	int64_t first_apts, last_aend;
+	int end_status;
+	bool ended, info_video, info_audio;
+	char last_err[256];
+	/* pipeline */
+	convert *cv;
+	bool limit;                  /* apply convert_keep_frame */
+	int switch_at, switch_fps;   /* change max_framerate at frame n */
+	int seen;
+	encoder *enc;
+	enum fp_pixfmt fmt;
+	int sw, sh;
+	uint8_t *slot;
+	int stride[4];
+	uint8_t *plane[4];
+};
+
+/* Output segments of an encoder. */
+struct out {
+	uint8_t *seg[GEN_MAX_SEG];
+	size_t len[GEN_MAX_SEG], cap[GEN_MAX_SEG];
+	int nseg, begun, ended;
+	int end_status;
+	bool done;
+};
+
+static void
+sink_info(void *o, const struct decoder_info *info)
+{
+	struct sink *s = o;
+
+	s->info_video = info->has_video;
+	s->info_audio = info->has_audio;
+}
+
+static int
+sink_video(void *o, AVFrame *f)
+{
+	struct sink *s = o;
+	int i = s->nv, ret;
+
+	if (s->cv && s->switch_at > 0 && s->seen++ == s->switch_at)
+		convert_set_max_framerate(s->cv, s->switch_fps);
+	if (s->limit && !convert_keep_frame(s->cv, f->pts, f->time_base))
+		return 0;
+	if (i < SINK_MAX) {
+		s->vpts[i] = av_rescale_q(f->pts, f->time_base, (AVRational){ 1, 90000 });
+		s->vw[i] = f->width;
+		s->vh[i] = f->height;
+		if (s->nv == 0 || f->key_frame)
+			s->nkey_first += s->nv == 0 && f->key_frame;
+		if (s->keep_y) {
+			s->y[i] = malloc((size_t)f->width * f->height);
+			av_image_copy_plane(s->y[i], f->width, f->data[0], f->linesize[0],
+					    f->width, f->height);
+		}
+	}
+	s->nv++;
+	if (s->enc) {
+		AVFrame *out = NULL;
+		int w = s->sw ? s->sw : f->width, h = s->sh ? s->sh : f->height;
+
+		if (s->slot == NULL) {
+			size_t sz[4];
+			size_t total = convert_layout(s->fmt, w, h, s->stride, sz);
+
+			s->slot = malloc(total);
+			s->plane[0] = s->slot;
+			s->plane[1] = s->plane[0] + sz[0];
+			s->plane[2] = s->plane[1] + sz[1];
+			s->plane[3] = NULL;
+			s->sw = w;
+			s->sh = h;
+		}
+		ret = convert_to_planes(s->cv, f, s->fmt, s->sw, s->sh, s->plane, s->stride);
+		if (ret < 0)
+			return ret;
+		ret = convert_from_planes(s->cv, (const uint8_t *const *)s->plane,
+					  s->stride, s->fmt, s->sw, s->sh, f->pts,
+					  f->time_base, &out);
+		if (ret < 0)
+			return ret;
+		ret = encoder_push_video(s->enc, out, true);
+		av_frame_free(&out);
+		return ret;
+	}
+	return 0;
+}
+
+static int
+sink_audio(void *o, AVFrame *f)
+{
+	struct sink *s = o;
+	int64_t pts = av_rescale_q(f->pts, f->time_base, (AVRational){ 1, 90000 });
+
+	if (s->na == 0)
+		s->first_apts = pts;
+	s->last_aend = pts + av_rescale(f->nb_samples, 90000, f->sample_rate);
+	s->na++;
+	if (s->enc)
+		return encoder_push_audio(s->enc, f, true);
+	return 0;
+}
+
+static void
+sink_error(void *o, int err, const char *text)
+{
+	struct sink *s = o;
+
+	s->nerr++;
+	snprintf(s->last_err, sizeof(s->last_err), "%s", text);
+}
+
+static void
+sink_end(void *o, int status)
+{
+	struct sink *s = o;
+
+	s->end_status = status;
+	s->ended = true;
+}
+
+static void
+sink_free(struct sink *s)
+{
+	for (int i = 0; i < SINK_MAX && i < s->nv; i++)
+		free(s->y[i]);
+	free(s->slot);
+}
+
+static void
+out_begin(void *o, uint64_t seq)
+{
+	struct out *p = o;
+
+	CHECK_EQ(seq, (uint64_t)p->nseg);
+	CHECK(p->nseg < GEN_MAX_SEG);
+	p->nseg++;
+	p->begun++;
+}
+
+static int
+out_bytes(void *o, uint64_t seq, const uint8_t *buf, size_t len)
+{
+	struct out *p = o;
+	int i = (int)seq;
+
+	CHECK_EQ(i, p->nseg - 1);
+	if (p->len[i] + len > p->cap[i]) {
+		p->cap[i] = (p->len[i] + len) * 2;
+		p->seg[i] = realloc(p->seg[i], p->cap[i]);
+	}
+	memcpy(p->seg[i] + p->len[i], buf, len);
+	p->len[i] += len;
+	return 0;
+}
+
+static void
+out_end(void *o, uint64_t seq)
+{
+	struct out *p = o;
+
+	p->ended++;
+}
+
+static void
+out_done(void *o, int status)
+{
+	struct out *p = o;
+
+	p->end_status = status;
+	p->done = true;
+}
+
+static void
+out_free(struct out *p)
+{
+	for (int i = 0; i < p->nseg; i++)
+		free(p->seg[i]);
+}
+
+/* Feeds segments split at pseudo-random byte boundaries (1..maxchunk). */
+static void
+feed(decoder *d, uint8_t *const *seg, const size_t *len, int nseg,
+     unsigned seed, size_t maxchunk)
+{
+	for (int i = 0; i < nseg; i++) {
+		size_t off = 0;
+
+		while (off < len[i]) {
+			size_t n = 1 + (size_t)rand_r(&seed) % maxchunk;
+
+			if (n > len[i] - off)
+				n = len[i] - off;
+			CHECK_OK(decoder_push(d, seg[i] + off, n, true));
+			off += n;
+		}
+	}
+	decoder_end(d);
+}
+
+static const struct decoder_callbacks *
+sink_cb(struct sink *s)
+{
+	static _Thread_local struct decoder_callbacks cb;
+
+	cb = (struct decoder_callbacks){ s, sink_info, sink_video, sink_audio,
+					 sink_error, sink_end };
+	return &cb;
+}
+
+/* Decodes segments into s (no pipeline unless s->enc is set). */
+static void
+decode_all(uint8_t *const *seg, const size_t *len, int nseg, struct sink *s,
+	   size_t maxchunk)
+{
+	decoder *d = NULL;
+	struct decoder_cfg cfg = { .name = "test", .max_width = 1920,
+				   .max_height = 1080 };
+
+	CHECK_OK(decoder_create(&d, &cfg, sink_cb(s)));
+	feed(d, seg, len, nseg, 1234, maxchunk);
+	decoder_stop(d);
+	decoder_destroy(&d);
+	CHECK(s->ended);
+}
+
+static double
+psnr_y(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	double se = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)a[i] - b[i];
+
+		se += d * d;
+	}
+	if (se == 0)
+		return 99.0;
+	return 10.0 * log10(255.0 * 255.0 / (se / (double)n));
+}
+
+/*
+ * Full round trip: generated TS -> decoder -> RGB24 slot at the input size
+ * -> yuv420p -> encoder -> output TS -> decoder; checks counts, pts, PSNR,
+ * A/V start alignment and that each output segment starts with an IDR.
+ */
+static void
+roundtrip(enum gen_audio audio, bool no_video)
+{
+	struct gen_cfg gc = { .w = 320, .h = 240, .fps = 30, .secs = 3,
+			      .audio = audio, .no_video = no_video };
+	struct gen_media m;
+	struct sink in = { .keep_y = true, .fmt = FP_FMT_RGB24 };
+	struct sink back = { .keep_y = true };
+	struct out o = { 0 };
+	struct encoder_cfg ec = { .name = "test", .has_video = !no_video,
+				  .has_audio = audio != GEN_NO_AUDIO,
+				  .threads = 1, .segment_secs = 1.0 };
+	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
+					 out_done };
+	int64_t t0 = clock_now_ns();
+
+	CHECK_OK(gen_media(&gc, &m));
+	CHECK_OK(convert_create(&in.cv));
+	CHECK_OK(encoder_create(&in.enc, &ec, &ecb));
+	decode_all(m.seg, m.len, m.nseg, &in, 4093);
+	CHECK_EQ(in.end_status, 0);
+	encoder_end(in.enc);
+	encoder_stop(in.enc);
+	CHECK(o.done);
+	CHECK_EQ(o.end_status, 0);
+	CHECK_EQ(o.begun, o.ended);
+	CHECK(o.nseg >= 2);
+
+	/* input side: every frame, pts as generated */
+	CHECK_EQ(in.nv, m.nv);
+	for (int i = 0; i < in.nv; i++)
+		CHECK_EQ(in.vpts[i], m.vpts[i]);
+	if (audio != GEN_NO_AUDIO)
+		CHECK(in.na > 0);
+
+	/* output: decode everything back */
+	decode_all(o.seg, o.len, o.nseg, &back, 100000);
+	CHECK_EQ(back.end_status, 0);
+	CHECK_EQ(back.nv, m.nv);
+	for (int i = 0; i < back.nv; i++) {
+		CHECK_EQ(back.vpts[i], m.vpts[i]);
+		if (i > 0)
+			CHECK(back.vpts[i] > back.vpts[i - 1]);
+	}
+	if (!no_video) {
+		double se = 0;
+
+		for (int i = 0; i < back.nv; i++) {
+			double p;
+
+			CHECK_EQ(back.vw[i], 320);
+			p = psnr_y(in.y[i], back.y[i], 320 * 240);
+			se += pow(10.0, -p / 10.0);
+		}
+		printf("    round trip luma PSNR %.2f dB (bound %.0f)\n",
+		       10.0 * log10(back.nv / se), PSNR_MIN);
+		CHECK(10.0 * log10(back.nv / se) > PSNR_MIN);
+	}
+	if (audio != GEN_NO_AUDIO) {
+		CHECK(back.na > 0);
+		/* Opus at 48 kHz: one packet = 20 ms; the encoder's pre-skip
+		   shifts by 312 samples (6.5 ms): within one video frame */
+		CHECK_MSG(llabs(back.first_apts - in.first_apts) <= 3000,
+			  "audio start %lld vs %lld", (long long)back.first_apts,
+			  (long long)in.first_apts);
+		if (!no_video) {
+			CHECK(llabs(back.first_apts - back.vpts[0]) <=
+			      llabs(in.first_apts - in.vpts[0]) + 3000);
+			CHECK(llabs(back.last_aend - (back.vpts[back.nv - 1] + 3000)) <=
+			      llabs(in.last_aend - (in.vpts[in.nv - 1] + 3000)) + 3000 + 1920);
+		}
+		CHECK(back.last_aend - back.first_apts >=
+		      (in.last_aend - in.first_apts) - 3000);
+	} else {
+		CHECK_EQ(back.na, 0);
+		CHECK(!back.info_audio);
+	}
+
+	/* each output segment alone decodes from its first frame: an IDR */
+	for (int i = 0; i < o.nseg && !no_video; i++) {
+		struct sink one = { 0 };
+
+		decode_all(&o.seg[i], &o.len[i], 1, &one, 100000);
+		CHECK_MSG(one.nv > 0 && one.nkey_first == 1,
+			  "segment %d does not start with an IDR", i);
+	}
+	printf("    %d frames, %d output segments, %.0f ms\n", back.nv, o.nseg,
+	       (clock_now_ns() - t0) / 1e6);
+	encoder_destroy(&in.enc);
+	convert_destroy(&in.cv);
+	sink_free(&in);
+	sink_free(&back);
+	out_free(&o);
+	gen_free(&m);
+}
+
+static void
+media_roundtrip_aac(void)
+{
+	roundtrip(GEN_AAC, false);
+}
+
+static void
+media_roundtrip_opus(void)
+{
+	roundtrip(GEN_OPUS, false);
+}
+
+static void
+media_video_only(void)
+{
+	roundtrip(GEN_NO_AUDIO, false);
+}
+
+static void
+media_audio_only(void)
+{
+	roundtrip(GEN_OPUS, true);
+}
+
+/* Frame-rate limit through the decoder: 30 fps input, 3 s = 90 frames. */
+static int
+decimated(const struct gen_media *m, int fps, int switch_at, int switch_fps)
+{
+	struct sink s = { .limit = true, .switch_at = switch_at,
+			  .switch_fps = switch_fps };
+	int n;
+
+	CHECK_OK(convert_create(&s.cv));
+	CHECK_OK(convert_set_max_framerate(s.cv, fps));
+	decode_all(m->seg, m->len, m->nseg, &s, 65536);
+	for (int i = 1; i < s.nv; i++)
+		CHECK(s.vpts[i] > s.vpts[i - 1]);
+	CHECK_EQ(convert_dropped(s.cv), (uint64_t)(m->nv - s.nv));
+	n = s.nv;
+	convert_destroy(&s.cv);
+	sink_free(&s);
+	return n;
+}
+
+static void
+media_decimation(void)
+{
+	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 3 };
+	struct gen_media m;
+	convert *c = NULL;
+	int n10, n24, n30, nsw;
+
+	CHECK_OK(gen_media(&gc, &m));
+	CHECK_EQ(m.nv, 90);
+	n10 = decimated(&m, 10, 0, 0);
+	n24 = decimated(&m, 24, 0, 0);
+	n30 = decimated(&m, 30, 0, 0);
+	nsw = decimated(&m, 30, 45, 10);        /* live change at 1.5 s */
+	printf("    30 fps in: 10 -> %d, 24 -> %d, 30 -> %d, 30 then 10 -> %d\n",
+	       n10, n24, n30, nsw);
+	CHECK_EQ(n10, 30);
+	CHECK(n24 >= 71 && n24 <= 73);
+	CHECK_EQ(n30, 90);
+	CHECK(nsw >= 59 && nsw <= 61);
+	CHECK_OK(convert_create(&c));
+	CHECK_EQ(convert_get_max_framerate(c), CONVERT_FPS_DEFAULT);
+	CHECK_EQ(convert_set_max_framerate(c, 0), -EINVAL);
+	CHECK_EQ(convert_set_max_framerate(c, 61), -EINVAL);
+	convert_destroy(&c);
+	convert_destroy(&c);
+	gen_free(&m);
+}
+
+/* 320x240 then 480x360 (new SPS) mid-stream, conditioned to 256x256 RGBA. */
+static void
+media_resolution_change(void)
+{
+	struct gen_cfg gc = { .w = 320, .h = 240, .fps = 30, .secs = 2,
+			      .audio = GEN_AAC, .w2 = 480, .h2 = 360,
+			      .change_at = 1.0 };
+	struct gen_media m;
+	struct sink in = { .fmt = FP_FMT_RGBA, .sw = 256, .sh = 256 };
+	struct sink back = { 0 };
+	struct out o = { 0 };
+	struct encoder_cfg ec = { .has_video = true, .has_audio = true,
+				  .threads = 1 };
+	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
+					 out_done };
+	int small = 0, big = 0;
+
+	CHECK_OK(gen_media(&gc, &m));
+	CHECK_OK(convert_create(&in.cv));
+	CHECK_OK(encoder_create(&in.enc, &ec, &ecb));
+	decode_all(m.seg, m.len, m.nseg, &in, 777);
+	encoder_end(in.enc);
+	encoder_stop(in.enc);
+	for (int i = 0; i < in.nv; i++) {
+		small += in.vw[i] == 320 && in.vh[i] == 240;
+		big += in.vw[i] == 480 && in.vh[i] == 360;
+	}
+	CHECK_EQ(in.nv, m.nv);
+	CHECK_EQ(small, 30);
+	CHECK_EQ(big, 30);
+	decode_all(o.seg, o.len, o.nseg, &back, 100000);
+	CHECK_EQ(back.nv, m.nv);
+	for (int i = 0; i < back.nv; i++) {
+		CHECK_EQ(back.vw[i], 256);
+		CHECK_EQ(back.vh[i], 256);
+		CHECK_EQ(back.vpts[i], m.vpts[i]);
+	}
+	encoder_destroy(&in.enc);
+	convert_destroy(&in.cv);
+	sink_free(&in);
+	sink_free(&back);
+	out_free(&o);
+	gen_free(&m);
+}
+
+/* The encoder scales a later frame of another size to the first's size. */
+static void
+media_encoder_resize(void)
+{
+	struct out o = { 0 };
+	struct encoder_cfg ec = { .has_video = true, .threads = 1 };
+	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
+					 out_done };
+	struct sink back = { 0 };
+	encoder *e = NULL;
+
+	CHECK_OK(encoder_create(&e, &ec, &ecb));
+	for (int i = 0; i < 20; i++) {
+		AVFrame *f = av_frame_alloc();
+
+		f->format = AV_PIX_FMT_YUV420P;
+		f->width = i < 10 ? 192 : 320;
+		f->height = i < 10 ? 108 : 240;
+		CHECK_OK(av_frame_get_buffer(f, 0));
+		gen_pattern(f, i);
+		f->pts = 900000 + i * 3000;
+		f->time_base = (AVRational){ 1, 90000 };
+		CHECK_OK(encoder_push_video(e, f, true));
+		av_frame_free(&f);
+	}
+	encoder_end(e);
+	encoder_stop(e);
+	CHECK_EQ(o.end_status, 0);
+	decode_all(o.seg, o.len, o.nseg, &back, 100000);
+	CHECK_EQ(back.nv, 20);
+	for (int i = 0; i < back.nv; i++) {
+		CHECK_EQ(back.vw[i], 192);
+		CHECK_EQ(back.vh[i], 108);
+	}
+	encoder_destroy(&e);
+	sink_free(&back);
+	out_free(&o);
+}
+
+/* PROTOCOL.md 4.3: first audio and first video more than 2 s apart stops. */
+static void
+media_sync_far_apart(void)
+{
+	struct out o = { 0 };
+	struct encoder_cfg ec = { .has_video = true, .has_audio = true, .threads = 1 };
+	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
+					 out_done };
+	encoder *e = NULL;
+	AVFrame *a = av_frame_alloc(), *v = av_frame_alloc();
+	struct encoder_stats st;
+
+	a->format = AV_SAMPLE_FMT_FLTP;
+	a->sample_rate = 48000;
+	a->nb_samples = 960;
+	av_channel_layout_default(&a->ch_layout, 2);
+	CHECK_OK(av_frame_get_buffer(a, 0));
+	av_samples_set_silence(a->data, 0, 960, 2, AV_SAMPLE_FMT_FLTP);
+	a->time_base = (AVRational){ 1, 48000 };
+	v->format = AV_PIX_FMT_YUV420P;
+	v->width = 64;
+	v->height = 64;
+	CHECK_OK(av_frame_get_buffer(v, 0));
+	gen_pattern(v, 0);
+	v->time_base = (AVRational){ 1, 90000 };
+
+	CHECK_OK(encoder_create(&e, &ec, &ecb));
+	for (int i = 0; i < 150; i++) {     /* 3 s of audio, oldest dropped */
+		a->pts = 480000 + i * 960;
+		CHECK_OK(encoder_push_audio(e, a, true));
+	}
+	v->pts = 13 * 90000;                /* first video 3 s after audio */
+	CHECK_OK(encoder_push_video(e, v, true));
+	encoder_end(e);
+	encoder_stop(e);
+	encoder_get_stats(e, &st);
+	printf("    end status %d, early audio drops %llu\n", o.end_status,
+	       (unsigned long long)st.early_audio_drops);
+	CHECK_EQ(o.end_status, AVERROR_INVALIDDATA);
+	CHECK_EQ(st.early_audio_drops, 50);
+	CHECK_EQ(st.video_encoded, 0);
+	encoder_destroy(&e);
+
+	/* within 2 s: audio queued before video is kept (from video - 2 s) */
+	memset(&o, 0, sizeof(o));
+	CHECK_OK(encoder_create(&e, &ec, &ecb));
+	for (int i = 0; i < 50; i++) {      /* 1 s of audio from 10 s */
+		a->pts = 480000 + i * 960;
+		CHECK_OK(encoder_push_audio(e, a, true));
+	}
+	for (int i = 0; i < 30; i++) {
+		v->pts = 10 * 90000 + 45000 + i * 3000;
+		CHECK_OK(encoder_push_video(e, v, true));
+	}
+	encoder_end(e);
+	encoder_stop(e);
+	encoder_get_stats(e, &st);
+	CHECK_EQ(o.end_status, 0);
+	CHECK_EQ(st.video_encoded, 30);
+	CHECK(st.audio_encoded >= 49);
+	CHECK_EQ(st.early_audio_drops, 0);
+	encoder_destroy(&e);
+	out_free(&o);
+	av_frame_free(&a);
+	av_frame_free(&v);
+}
+
+/* Cover + center crop: a 640x240 frame whose middle third is white, the
+ * rest black, cropped to a square keeps only the middle region. */
+static void
+media_convert_crop(void)
+{
+	convert *c = NULL;
+	AVFrame *f = av_frame_alloc();
+	uint8_t *rgb = malloc(120 * 120 * 3);
+	uint8_t *pl[4] = { rgb, NULL, NULL, NULL };
+	int st[4] = { 360, 0, 0, 0 };
+	AVFrame *back = NULL;
+
+	f->format = AV_PIX_FMT_YUV420P;
+	f->width = 640;
+	f->height = 240;
+	CHECK_OK(av_frame_get_buffer(f, 0));
+	for (int y = 0; y < 240; y++)
+		for (int x = 0; x < 640; x++)
+			f->data[0][y * f->linesize[0] + x] = x >= 200 && x < 440 ? 235 : 16;
+	memset(f->data[1], 128, (size_t)f->linesize[1] * 120);
+	memset(f->data[2], 128, (size_t)f->linesize[2] * 120);
+	CHECK_OK(convert_create(&c));
+	CHECK(!convert_is_identity(f, FP_FMT_RGB24, 120, 120));
+	CHECK_OK(convert_to_planes(c, f, FP_FMT_RGB24, 120, 120, pl, st));
+	/* the crop is x in [200, 440): all white */
+	CHECK(rgb[0] > 240 && rgb[(120 * 60 + 119) * 3] > 240);
+	CHECK(rgb[(120 * 119 + 60) * 3 + 1] > 240);
+	CHECK_EQ(convert_layout(FP_FMT_NV12, 120, 120, NULL, NULL), 120 * 120 * 3 / 2);
+	CHECK_EQ(convert_to_planes(c, f, FP_FMT_COUNT, 120, 120, pl, st), -EINVAL);
+	/* identity: same format and size is a plain copy */
+	{
+		uint8_t *y = malloc(640 * 240 * 3 / 2);
+		uint8_t *p3[4] = { y, y + 640 * 240, y + 640 * 240 + 320 * 120, NULL };
+		int s3[4] = { 640, 320, 320, 0 };
+
+		CHECK(convert_is_identity(f, FP_FMT_YUV420P, 640, 240));
+		CHECK_OK(convert_to_planes(c, f, FP_FMT_YUV420P, 640, 240, p3, s3));
+		CHECK_EQ(y[239 * 640 + 300], 235);
+		CHECK_EQ(y[239 * 640 + 100], 16);
+		CHECK_OK(convert_from_planes(c, (const uint8_t *const *)p3, s3,
+					     FP_FMT_YUV420P, 640, 240, 7,
+					     (AVRational){ 1, 90000 }, &back));
+		CHECK_EQ(back->pts, 7);
+		CHECK_EQ(back->data[0][239 * back->linesize[0] + 300], 235);
+		av_frame_free(&back);
+		free(y);
+	}
+	CHECK_OK(convert_from_planes(c, (const uint8_t *const *)pl, st,
+				     FP_FMT_RGB24, 120, 120, 9,
+				     (AVRational){ 1, 90000 }, &back));
+	CHECK(back->data[0][0] > 225);
+	av_frame_free(&back);
+	convert_destroy(&c);
+	av_frame_free(&f);
+	free(rgb);
+}
+
+static void
+media_bytequeue(void)
+{
+	bytequeue *q = NULL;
+	char buf[16];
+
+	CHECK_OK(bytequeue_create(&q, 8));
+	CHECK_OK(bytequeue_push(q, "abcdef", 6, false));
+	CHECK_EQ(bytequeue_push(q, "ghi", 3, false), -EAGAIN);
+	CHECK_EQ(bytequeue_push(q, "0123456789", 10, false), -E2BIG);
+	CHECK_EQ(bytequeue_read(q, buf, 4), 4);
+	CHECK_OK(bytequeue_push(q, "ghij", 4, false));      /* wraps */
+	CHECK_EQ(bytequeue_read(q, buf, 16), 6);
+	CHECK(memcmp(buf, "efghij", 6) == 0);
+	bytequeue_end(q);
+	CHECK_EQ(bytequeue_read(q, buf, 16), 0);
+	CHECK_EQ(bytequeue_push(q, "x", 1, true), -EPIPE);
+	bytequeue_close(q);
+	CHECK_EQ(bytequeue_read(q, buf, 16), -ECANCELED);
+	bytequeue_destroy(&q);
+	bytequeue_destroy(&q);
+}
+
+/* ---- bad input: a clear error or skip, then recovery; never a crash ---- */
+
+static void
+decode_mixed(uint8_t **seg, size_t *len, int n, struct sink *s)
+{
+	decode_all(seg, len, n, s, 3001);
+	for (int i = 0; i < s->nv && i < SINK_MAX; i++) {
+		CHECK(s->vw[i] <= 1920 && s->vh[i] <= 1080);
+		if (i > 0)
+			CHECK(s->vpts[i] > s->vpts[i - 1]);
+	}
+}
+
+static void
+media_bad_random(void)
+{
+	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 2,
+			      .audio = GEN_AAC };
+	struct gen_media m;
+	uint8_t *junk = malloc(100000);
+	unsigned seed = 7;
+	struct sink s1 = { 0 }, s2 = { 0 };
+	uint8_t *seg[GEN_MAX_SEG + 1];
+	size_t len[GEN_MAX_SEG + 1];
+
+	for (int i = 0; i < 100000; i++)
+		junk[i] = (uint8_t)rand_r(&seed);
+	decode_mixed(&junk, &(size_t){ 100000 }, 1, &s1);
+	CHECK_EQ(s1.nv, 0);
+	printf("    random only: status %d, errors %d\n", s1.end_status, s1.nerr);
+
+	CHECK_OK(gen_media(&gc, &m));
+	seg[0] = junk;
+	len[0] = 100000;
+	for (int i = 0; i < m.nseg; i++) {
+		seg[i + 1] = m.seg[i];
+		len[i + 1] = m.len[i];
+	}
+	decode_mixed(seg, len, m.nseg + 1, &s2);
+	printf("    random then valid: %d of %d frames\n", s2.nv, m.nv);
+	CHECK(s2.nv >= m.nv - 30);
+	CHECK(s2.na > 0);
+	free(junk);
+	gen_free(&m);
+}
+
+static void
+media_bad_truncated(void)
+{
+	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 4,
+			      .audio = GEN_OPUS };
+	struct gen_media m;
+	struct sink s = { 0 };
+	size_t len[GEN_MAX_SEG];
+
+	CHECK_OK(gen_media(&gc, &m));
+	CHECK(m.nseg >= 4);
+	for (int i = 0; i < m.nseg; i++)
+		len[i] = i == 1 ? m.len[i] * 6 / 10 / 188 * 188 + 77 : m.len[i];
+	decode_mixed(m.seg, len, m.nseg, &s);
+	printf("    truncated segment 1: %d of %d frames, bad packets reported %d\n",
+	       s.nv, m.nv, s.nerr);
+	CHECK(s.nv < m.nv);
+	CHECK(s.nv >= m.nv - 30 - 2);  /* at most segment 1's frames and a few more */
+	gen_free(&m);
+}
+
+static void
+media_bad_other_codec(void)
+{
+	struct gen_cfg a = { .w = 160, .h = 120, .fps = 30, .secs = 1 };
+	struct gen_cfg b = { .w = 160, .h = 120, .fps = 30, .secs = 1,
+			     .start = 11.0, .vcodec = "mpeg2video" };
+	struct gen_cfg c = { .w = 160, .h = 120, .fps = 30, .secs = 2, .start = 12.0 };
+	struct gen_media ma, mb, mc;
+	uint8_t *seg[3 * GEN_MAX_SEG];
+	size_t len[3 * GEN_MAX_SEG];
+	int n = 0;
+	struct sink s = { 0 };
+
+	CHECK_OK(gen_media(&a, &ma));
+	CHECK_OK(gen_media(&b, &mb));
+	CHECK_OK(gen_media(&c, &mc));
+	for (int i = 0; i < ma.nseg; i++, n++)
+		seg[n] = ma.seg[i], len[n] = ma.len[i];
+	for (int i = 0; i < mb.nseg; i++, n++)
+		seg[n] = mb.seg[i], len[n] = mb.len[i];
+	for (int i = 0; i < mc.nseg; i++, n++)
+		seg[n] = mc.seg[i], len[n] = mc.len[i];
+	decode_mixed(seg, len, n, &s);
+	printf("    h264 | mpeg2 | h264: %d frames (h264 %d), errors %d: %s\n",
+	       s.nv, ma.nv + mc.nv, s.nerr, s.last_err);
+	int na = 0, nc = 0, nc2 = 0;
+
+	for (int i = 0; i < s.nv; i++) {
+		na += s.vpts[i] < 11 * 90000;
+		nc += s.vpts[i] >= 12 * 90000;
+		nc2 += s.vpts[i] >= 13 * 90000;         /* after C's 2nd IDR */
+		CHECK(s.vpts[i] < 11 * 90000 || s.vpts[i] >= 12 * 90000);
+	}
+	/* the last frame of A may be merged with the foreign data by the
+	   demuxer's parser; C is whole from its first keyframe the parser
+	   delivers intact (the next one at the latest) */
+	CHECK(na >= ma.nv - 1);
+	CHECK(nc > 0);
+	CHECK_EQ(nc2, 30);
+	CHECK(s.nerr >= 1);
+	gen_free(&ma);
+	gen_free(&mb);
+	gen_free(&mc);
+}
+
+/* An H.264 bit writer just big enough for a crafted SPS/PPS/slice. */
+struct bw {
+	uint8_t b[64];
+	int bit;
+};
+
+static void
+bw_put(struct bw *w, int n, unsigned v)
+{
+	for (int i = n - 1; i >= 0; i--, w->bit++)
+		if (v >> i & 1)
+			w->b[w->bit / 8] |= (uint8_t)(0x80 >> (w->bit % 8));
+}
+
+static void
+bw_ue(struct bw *w, unsigned v)
+{
+	unsigned x = v + 1;
+	int n = 0;
+
+	while (x >> (n + 1))
+		n++;
+	bw_put(w, n, 0);
+	bw_put(w, n + 1, x);
+}
+
+/* Appends start code + NAL header + RBSP (with stop bit and emulation
+ * prevention) of w to out. */
+static size_t
+bw_nal(uint8_t *out, uint8_t hdr, struct bw *w)
+{
+	size_t n = 0, bytes;
+	int zeros = 0;
+
+	bw_put(w, 1, 1);
+	bytes = (size_t)(w->bit + 7) / 8;
+	out[n++] = 0; out[n++] = 0; out[n++] = 0; out[n++] = 1;
+	out[n++] = hdr;
+	for (size_t i = 0; i < bytes; i++) {
+		if (zeros >= 2 && w->b[i] <= 3) {
+			out[n++] = 3;
+			zeros = 0;
+		}
+		out[n++] = w->b[i];
+		zeros = w->b[i] == 0 ? zeros + 1 : 0;
+	}
+	return n;
+}
+
+static size_t
+huge_idr(uint8_t *out)
+{
+	struct bw sps = { { 0 }, 0 }, pps = { { 0 }, 0 }, sl = { { 0 }, 0 };
+	size_t n = 0;
+
+	bw_put(&sps, 8, 66);           /* baseline */
+	bw_put(&sps, 8, 0xc0);
+	bw_put(&sps, 8, 51);
+	bw_ue(&sps, 0);                /* sps id */
+	bw_ue(&sps, 0);                /* log2_max_frame_num - 4 */
+	bw_ue(&sps, 2);                /* poc type */
+	bw_ue(&sps, 1);                /* refs */
+	bw_put(&sps, 1, 0);
+	bw_ue(&sps, 1023);             /* 16384 / 16 - 1 */
+	bw_ue(&sps, 1023);
+	bw_put(&sps, 1, 1);            /* frame_mbs_only */
+	bw_put(&sps, 1, 1);
+	bw_put(&sps, 1, 0);
+	bw_put(&sps, 1, 0);
+	n += bw_nal(out + n, 0x67, &sps);
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_put(&pps, 2, 0);
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_put(&pps, 3, 0);
+	bw_ue(&pps, 0);                /* se(0) == ue(0) */
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_put(&pps, 3, 4);
+	n += bw_nal(out + n, 0x68, &pps);
+	bw_ue(&sl, 0);
+	bw_ue(&sl, 7);
+	bw_ue(&sl, 0);
+	bw_put(&sl, 4, 0);
+	bw_ue(&sl, 0);
+	bw_put(&sl, 2, 0);
+	bw_ue(&sl, 0);
+	bw_ue(&sl, 1);
+	for (int i = 0; i < 20; i++)
+		bw_put(&sl, 8, 0xa5);
+	n += bw_nal(out + n, 0x65, &sl);
+	return n;
+}
+
+static void
+media_bad_huge_sps(void)
+{
+	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 1, .start = 11.0 };
+	struct gen_media m;
+	AVFormatContext *oc = NULL;
+	AVStream *st;
+	AVPacket *pkt = av_packet_alloc();
+	uint8_t nal[256], *bad = NULL;
+	uint8_t *seg[GEN_MAX_SEG + 1];
+	size_t len[GEN_MAX_SEG + 1];
+	size_t nn = huge_idr(nal);
+	struct sink s = { 0 };
+	int blen;
+
+	CHECK_OK(avformat_alloc_output_context2(&oc, NULL, "mpegts", NULL) < 0);
+	CHECK_OK(avio_open_dyn_buf(&oc->pb));
+	st = avformat_new_stream(oc, NULL);
+	st->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
+	st->codecpar->codec_id = AV_CODEC_ID_H264;
+	st->codecpar->width = 160;
+	st->codecpar->height = 120;
+	st->time_base = (AVRational){ 1, 90000 };
+	CHECK(avformat_write_header(oc, NULL) >= 0);
+	for (int i = 0; i < 5; i++) {
+		CHECK_OK(av_new_packet(pkt, (int)nn));
+		memcpy(pkt->data, nal, nn);
+		pkt->pts = pkt->dts = 900000 + i * 3000;
+		pkt->flags = AV_PKT_FLAG_KEY;
+		pkt->stream_index = 0;
+		CHECK(av_write_frame(oc, pkt) >= 0);
+		av_packet_unref(pkt);
+	}
+	av_write_trailer(oc);
+	blen = avio_close_dyn_buf(oc->pb, &bad);
+	avformat_free_context(oc);
+	av_packet_free(&pkt);
+
+	CHECK_OK(gen_media(&gc, &m));
+	seg[0] = bad;
+	len[0] = (size_t)blen;
+	for (int i = 0; i < m.nseg; i++)
+		seg[i + 1] = m.seg[i], len[i + 1] = m.len[i];
+	decode_mixed(seg, len, m.nseg + 1, &s);
+	printf("    16384x16384 SPS then valid: %d of %d frames\n", s.nv, m.nv);
+	CHECK(s.nv >= m.nv - 1);
+	for (int i = 0; i < s.nv; i++)
+		CHECK_EQ(s.vw[i], 160);
+	av_free(bad);
+	gen_free(&m);
+}
+
+static void
+media_bad_zero_length(void)
+{
+	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 2 };
+	struct gen_media m;
+	uint8_t *seg[GEN_MAX_SEG * 2];
+	size_t len[GEN_MAX_SEG * 2];
+	int n = 0;
+	struct sink s = { 0 }, e = { 0 };
+	decoder *d = NULL;
+
+	CHECK_OK(gen_media(&gc, &m));
+	for (int i = 0; i < m.nseg; i++) {
+		seg[n] = m.seg[i];
+		len[n++] = 0;                  /* an empty segment first */
+		seg[n] = m.seg[i];
+		len[n++] = m.len[i];
+	}
+	decode_mixed(seg, len, n, &s);
+	CHECK_EQ(s.nv, m.nv);
+	/* a stream that ends before any byte: a clean end, no frame */
+	CHECK_OK(decoder_create(&d, NULL, sink_cb(&e)));
+	CHECK_OK(decoder_push(d, "", 0, false));
+	decoder_end(d);
+	decoder_stop(d);
+	CHECK(e.ended);
+	CHECK(!e.info_video && !e.info_audio);
+	CHECK_EQ(e.nv, 0);
+	CHECK_EQ(decoder_push(d, "x", 1, false), -ECANCELED);
+	decoder_destroy(&d);
+	decoder_destroy(&d);
+	gen_free(&m);
+}
+
+/* Closing a decoder and an encoder mid-stream while their threads wait. */
+static void
+media_close_midstream(void)
+{
+	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 1 };
+	struct gen_media m;
+	struct sink s = { 0 };
+	struct out o = { 0 };
+	struct encoder_cfg ec = { .has_video = true, .threads = 1 };
+	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
+					 out_done };
+	decoder *d = NULL;
+	encoder *e = NULL;
+
+	CHECK_OK(gen_media(&gc, &m));
+	CHECK_OK(decoder_create(&d, NULL, sink_cb(&s)));
+	CHECK_OK(decoder_push(d, m.seg[0], m.len[0] / 2, true));
+	decoder_close(d);
+	decoder_stop(d);
+	CHECK(s.ended);
+	CHECK_EQ(s.end_status, AVERROR_EXIT);
+	decoder_destroy(&d);
+	CHECK_OK(encoder_create(&e, &ec, &ecb));
+	encoder_destroy(&e);
+	CHECK(o.done);
+	CHECK_EQ(o.end_status, AVERROR_EXIT);
+	gen_free(&m);
+}
+
+static const struct th_case cases[] = {
+	TH_CASE(media_bytequeue),
+	TH_CASE(media_convert_crop),
+	TH_CASE(media_roundtrip_aac),
+	TH_CASE(media_roundtrip_opus),
+	TH_CASE(media_video_only),
+	TH_CASE(media_audio_only),
+	TH_CASE(media_decimation),
+	TH_CASE(media_resolution_change),
+	TH_CASE(media_encoder_resize),
+	TH_CASE(media_sync_far_apart),
+	TH_CASE(media_bad_random),
+	TH_CASE(media_bad_truncated),
+	TH_CASE(media_bad_other_codec),
+	TH_CASE(media_bad_huge_sps),
+	TH_CASE(media_bad_zero_length),
+	TH_CASE(media_close_midstream),
+	TH_END,
+};
+
+int
+main(int argc, char **argv)
+{
+	/* MEDIA_TEST_DEBUG=1: libav's and our debug lines on stderr */
+	if (getenv("MEDIA_TEST_DEBUG"))
+		log_set_level(LOG_DEBUG);
+	decoder_quiet_libav();
+	return th_run(argc, argv, cases);
+}
