@@ -50,18 +50,19 @@ ifeq ($(CUDA),1)
   CPPFLAGS += -I$(CUDA_HOME)/include
   LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
 endif
+SANFLAGS :=
 ifeq ($(SAN),1)
-  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(FUZZ),1)
   CC       = clang
-  CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+  SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
   CPPFLAGS += -DCT_FUZZ=1
 endif
 
-ALLCFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(CPPFLAGS)
+ALLCFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS)
 
 # ---- sources -------------------------------------------------------------
 CUDA_C      := $(wildcard common/*_cuda.c)

@@ -46,12 +46,12 @@ run_video(void *o, AVFrame *f)
 
 	/* the real path: frame into a ring-slot layout, back out for x264 */
 	ret = convert_to_planes(r->cv, f, FP_FMT_YUV420P, r->w, r->h, r->plane,
-				r->stride);
+	                        r->stride);
 	if (ret < 0)
 		return ret;
 	ret = convert_from_planes(r->cv, (const uint8_t *const *)r->plane,
-				  r->stride, FP_FMT_YUV420P, r->w, r->h, f->pts,
-				  f->time_base, &out);
+	                          r->stride, FP_FMT_YUV420P, r->w, r->h, f->pts,
+	                          f->time_base, &out);
 	if (ret < 0)
 		return ret;
 	ret = encoder_push_video(r->enc, out, true);
@@ -102,17 +102,19 @@ cpu_self(void)
 /* Our path over the file at path. Returns frames; *wall, *cpu in seconds. */
 static long
 bench_ours(const uint8_t *data, size_t len, int w, int h, double *wall,
-	   double *cpu)
+           double *cpu)
 {
-	struct run r = { .w = w, .h = h };
-	struct decoder_cfg dc = { .name = "bench", .threads = 1 };
-	struct decoder_callbacks dcb = { .opaque = &r, .on_video = run_video,
-					 .on_end = run_dec_end };
-	struct encoder_cfg ec = { .name = "bench", .threads = 1,
-				  .has_video = true, .gop_secs = BENCH_GOP,
-				  .frame_rate = { BENCH_FPS, 1 } };
-	struct encoder_callbacks ecb = { .opaque = &r, .on_segment_bytes = run_bytes,
-					 .on_end = run_enc_end };
+	struct run r = {.w = w, .h = h};
+	struct decoder_cfg dc = {.name = "bench", .threads = 1};
+	struct decoder_callbacks dcb = {
+	    .opaque = &r, .on_video = run_video, .on_end = run_dec_end};
+	struct encoder_cfg ec = {.name = "bench",
+	                         .threads = 1,
+	                         .has_video = true,
+	                         .gop_secs = BENCH_GOP,
+	                         .frame_rate = {BENCH_FPS, 1}};
+	struct encoder_callbacks ecb = {
+	    .opaque = &r, .on_segment_bytes = run_bytes, .on_end = run_enc_end};
 	size_t sz[4];
 	decoder *d = NULL;
 	int64_t t0;
@@ -148,9 +150,14 @@ bench_ours(const uint8_t *data, size_t len, int w, int h, double *wall,
 	pthread_mutex_unlock(&r.lock);
 	*wall = (clock_now_ns() - t0) / 1e9;
 	*cpu = cpu_self() - c0;
+	if (getenv("TRANSCODE_VERBOSE"))
+		fprintf(stderr, "ours %dx%d: %llu bytes out\n", w, h,
+			(unsigned long long)r.bytes);
 	if (r.dec_status != 0 || r.enc_status != 0 || r.bytes == 0)
-		fprintf(stderr, "transcode: status decode %d encode %d bytes %llu\n",
-			r.dec_status, r.enc_status, (unsigned long long)r.bytes);
+		fprintf(stderr,
+		        "transcode: status decode %d encode %d bytes %llu\n",
+		        r.dec_status, r.enc_status,
+		        (unsigned long long)r.bytes);
 	decoder_destroy(&d);
 	encoder_destroy(&r.enc);
 	convert_destroy(&r.cv);
@@ -206,12 +213,13 @@ slurp(const char *path, size_t *len)
 int
 main(int argc, char **argv)
 {
-	static const int sizes[][2] = { { 512, 512 }, { 1280, 720 }, { 1920, 1080 } };
-	int rounds = argc > 1 ? atoi(argv[1]) : 2;
+	static const int sizes[][2] = {{512, 512}, {1280, 720}, {1920, 1080}};
+	int rounds = argc > 1 ? atoi(argv[1]) : 3;
 	double worst = 1e9;
 
 	decoder_quiet_libav();
-	printf("transcode: %d s of testsrc2 at %d fps, libx264 superfast zerolatency "
+	printf("transcode: %d s of testsrc2 at %d fps, libx264 superfast "
+	       "zerolatency "
 	       "bf=0 gop %.0f s, 1 decoder + 1 x264 thread, best of %d\n",
 	       BENCH_SECS, BENCH_FPS, BENCH_GOP, rounds);
 	printf("%-10s %10s %10s %8s %12s %12s\n", "size", "ours fps", "cli fps",
@@ -225,19 +233,27 @@ main(int argc, char **argv)
 		uint8_t *data;
 		long frames = 0;
 
-		snprintf(path, sizeof(path), "/tmp/ctrickle-transcode-%dx%d.ts", w, h);
-		snprintf(src, sizeof(src), "testsrc2=size=%dx%d:rate=%d", w, h, BENCH_FPS);
-		snprintf(frames_s, sizeof(frames_s), "%d", BENCH_SECS * BENCH_FPS);
+		snprintf(path, sizeof(path), "/tmp/ctrickle-transcode-%dx%d.ts",
+		         w, h);
+		snprintf(src, sizeof(src), "testsrc2=size=%dx%d:rate=%d", w, h,
+		         BENCH_FPS);
+		snprintf(frames_s, sizeof(frames_s), "%d",
+		         BENCH_SECS * BENCH_FPS);
 		if (stat(path, &st) != 0) {
-			char *gen[] = { "ffmpeg", "-nostdin", "-hide_banner", "-loglevel",
-					"error", "-y", "-f", "lavfi", "-i", src, "-frames:v",
-					frames_s, "-c:v", "libx264", "-preset", "veryfast",
-					"-bf", "0", "-g", "60", "-pix_fmt", "yuv420p", "-f",
-					"mpegts", path, NULL };
+			char *gen[] = {
+			    "ffmpeg",   "-nostdin", "-hide_banner", "-loglevel",
+			    "error",    "-y",       "-f",           "lavfi",
+			    "-i",       src,        "-frames:v",    frames_s,
+			    "-c:v",     "libx264",  "-preset",      "veryfast",
+			    "-bf",      "0",        "-g",           "60",
+			    "-pix_fmt", "yuv420p",  "-f",           "mpegts",
+			    path,       NULL};
 			double a, b;
 
 			if (bench_exec(gen, &a, &b) != 0) {
-				fprintf(stderr, "transcode: cannot generate %s\n", path);
+				fprintf(stderr,
+				        "transcode: cannot generate %s\n",
+				        path);
 				return 1;
 			}
 		}
@@ -245,18 +261,41 @@ main(int argc, char **argv)
 		if (data == NULL)
 			return 1;
 		for (int k = 0; k < rounds; k++) {
-			char *cli[] = { "ffmpeg", "-nostdin", "-hide_banner", "-loglevel",
-					"error", "-threads", "1", "-i", path, "-an", "-c:v",
-					"libx264", "-preset", "superfast", "-tune",
-					"zerolatency", "-bf", "0", "-g", "240",
-					"-force_key_frames", "expr:gte(t,n_forced*2)",
-					"-threads", "1", "-f", "mpegts", "-y", "/dev/null",
-					NULL };
+			char *cli[] = {"ffmpeg",
+			               "-nostdin",
+			               "-hide_banner",
+			               "-loglevel",
+			               "error",
+			               "-threads",
+			               "1",
+			               "-i",
+			               path,
+			               "-an",
+			               "-c:v",
+			               "libx264",
+			               "-preset",
+			               "superfast",
+			               "-tune",
+			               "zerolatency",
+			               "-bf",
+			               "0",
+			               "-g",
+			               "240",
+			               "-force_key_frames",
+			               "expr:gte(t,n_forced*2)",
+			               "-threads",
+			               "1",
+			               "-f",
+			               "mpegts",
+			               "-y",
+			               "/dev/null",
+			               NULL};
 			double wall, cpu;
 			long n;
 
 			if (bench_exec(cli, &wall, &cpu) != 0) {
-				fprintf(stderr, "transcode: ffmpeg CLI failed\n");
+				fprintf(stderr,
+				        "transcode: ffmpeg CLI failed\n");
 				return 1;
 			}
 			if (BENCH_SECS * BENCH_FPS / wall > best_cli) {
@@ -272,13 +311,16 @@ main(int argc, char **argv)
 		}
 		free(data);
 		if (frames != BENCH_SECS * BENCH_FPS)
-			fprintf(stderr, "transcode: %ld frames, expected %d\n", frames,
-				BENCH_SECS * BENCH_FPS);
-		printf("%4dx%-5d %10.1f %10.1f %8.2f %12.1f %12.1f\n", w, h, best_ours,
-		       best_cli, best_ours / best_cli, cpu_ours, cpu_cli);
+			fprintf(stderr, "transcode: %ld frames, expected %d\n",
+			        frames, BENCH_SECS * BENCH_FPS);
+		printf("%4dx%-5d %10.1f %10.1f %8.2f %12.1f %12.1f\n", w, h,
+		       best_ours, best_cli, best_ours / best_cli, cpu_ours,
+		       cpu_cli);
 		if (best_ours / best_cli < worst)
 			worst = best_ours / best_cli;
 	}
-	printf("transcode ratio vs ffmpeg CLI (worst size): %.2f (goal >= 0.9)\n", worst);
+	printf(
+	    "transcode ratio vs ffmpeg CLI (worst size): %.2f (goal >= 0.9)\n",
+	    worst);
 	return 0;
 }

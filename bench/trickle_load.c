@@ -405,7 +405,7 @@ main(int argc, char **argv)
 		{ "port", 1, NULL, 'p' }, { "help", 0, NULL, 'h' }, { 0 }
 	};
 	struct load_cfg cfg = { 100, 30, 0, 10000, 1000000, 1000 };
-	char server[1024], pf[] = "/tmp/trickle-load-XXXXXX", pfile[64];
+	char server[1100], self[1024], pf[] = "/tmp/trickle-load-XXXXXX", pfile[64];
 	struct pair *pairs;
 	pid_t spid = -1;
 	double cpu0 = 0, cpu1 = 0, *all, p50 = 0, p99 = 0, mx = 0;
@@ -414,7 +414,8 @@ main(int argc, char **argv)
 	int64_t t0, t1;
 	int o;
 
-	snprintf(server, sizeof(server), "%s/../trickle-server", dirname(strdup(argv[0])));
+	snprintf(self, sizeof(self), "%s", argv[0]);
+	snprintf(server, sizeof(server), "%s/../trickle-server", dirname(self));
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'n': cfg.pairs = atoi(optarg); break;

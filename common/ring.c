@@ -484,9 +484,7 @@ ring_reclaim(ring *r, pid_t pid, unsigned flags)
 	for (uint32_t i = 0; i < r->hdr.slot_count; i++) {
 		struct ring_slot_info *s = &r->slots[i];
 
-		if ((s->state != RING_SLOT_AT_WORKER &&
-		     s->state != RING_SLOT_DONE) ||
-		    s->pid != (int32_t)pid)
+		if (s->state != RING_SLOT_AT_WORKER || s->pid != (int32_t)pid)
 			continue;
 		worker = s->worker;
 		ring_bump(s);

@@ -34,7 +34,7 @@ struct ring_params {
 
 /* Gateway-side state of a slot. */
 enum ring_slot_state {
-	RING_SLOT_FREE = 0, /* nobody uses it */
+	RING_SLOT_FREE = 0,      /* nobody uses it */
 	RING_SLOT_FILLED = 1,    /* held by the gateway (input written) */
 	RING_SLOT_AT_WORKER = 2, /* named in a descriptor sent to a worker */
 	RING_SLOT_DONE = 3,      /* the worker answered; gateway reads it */
@@ -131,10 +131,12 @@ int ring_complete(ring *r, uint32_t slot, uint32_t gen, pid_t pid);
 int ring_release(ring *r, uint32_t slot, uint32_t gen);
 
 /*
- * Takes back every slot AT_WORKER or DONE owned by process `pid` (a worker
- * that died): each gets a new generation and becomes FREE, or FILLED with
- * RING_RECLAIM_HOLD. Returns how many (>= 0), or -EINVAL for pid <= 0.
- * Logs one line when > 0. Thread-safe (the supervisor calls it on death).
+ * Takes back every slot AT_WORKER owned by process `pid` (a worker that
+ * died): each gets a new generation and becomes FREE, or FILLED with
+ * RING_RECLAIM_HOLD. DONE slots are left alone: the worker already handed
+ * them back and the gateway may be reading them. Returns how many (>= 0), or
+ * -EINVAL for pid <= 0. Logs one line when > 0. Thread-safe (the supervisor
+ * calls it on death).
  */
 int ring_reclaim(ring *r, pid_t pid, unsigned flags);
 

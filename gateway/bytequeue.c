@@ -15,8 +15,8 @@ struct bytequeue {
 	pthread_cond_t bq_writable;
 	unsigned char *bq_buf;
 	size_t bq_cap;
-	size_t bq_head;  /* read position */
-	size_t bq_len;   /* bytes queued */
+	size_t bq_head; /* read position */
+	size_t bq_len;  /* bytes queued */
 	bool bq_ended;
 	bool bq_closed;
 };

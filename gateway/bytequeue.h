@@ -12,10 +12,12 @@
 
 typedef struct bytequeue bytequeue;
 
-/* Creates a queue holding at most cap bytes (cap > 0). Returns 0 or -ENOMEM/-EINVAL. */
+/* Creates a queue holding at most cap bytes (cap > 0). Returns 0 or
+ * -ENOMEM/-EINVAL. */
 int bytequeue_create(bytequeue **out, size_t cap);
 
-/* Frees the queue. No thread may be inside a call. NULL-safe; sets *q = NULL. */
+/* Frees the queue. No thread may be inside a call. NULL-safe; sets *q = NULL.
+ */
 void bytequeue_destroy(bytequeue **q);
 
 /*

@@ -15,11 +15,11 @@
 
 struct convert {
 	atomic_int fps;
-	double next;                  /* limiter: next kept time, seconds */
+	double next; /* limiter: next kept time, seconds */
 	atomic_uint_fast64_t dropped;
-	struct SwsContext *to_sws;    /* decoded -> slot */
-	struct SwsContext *from_sws;  /* slot -> yuv420p */
-	AVBufferPool *pool;           /* yuv420p buffers for from_planes */
+	struct SwsContext *to_sws;   /* decoded -> slot */
+	struct SwsContext *from_sws; /* slot -> yuv420p */
+	AVBufferPool *pool;          /* yuv420p buffers for from_planes */
 	int pool_w, pool_h;
 	size_t pool_size;
 };
@@ -28,11 +28,16 @@ enum AVPixelFormat
 convert_av_pixfmt(enum fp_pixfmt fmt)
 {
 	switch (fmt) {
-	case FP_FMT_RGB24: return AV_PIX_FMT_RGB24;
-	case FP_FMT_RGBA: return AV_PIX_FMT_RGBA;
-	case FP_FMT_NV12: return AV_PIX_FMT_NV12;
-	case FP_FMT_YUV420P: return AV_PIX_FMT_YUV420P;
-	default: return AV_PIX_FMT_NONE;
+	case FP_FMT_RGB24:
+		return AV_PIX_FMT_RGB24;
+	case FP_FMT_RGBA:
+		return AV_PIX_FMT_RGBA;
+	case FP_FMT_NV12:
+		return AV_PIX_FMT_NV12;
+	case FP_FMT_YUV420P:
+		return AV_PIX_FMT_YUV420P;
+	default:
+		return AV_PIX_FMT_NONE;
 	}
 }
 
@@ -105,8 +110,8 @@ convert_dropped(convert *c)
 size_t
 convert_layout(enum fp_pixfmt fmt, int w, int h, int stride[4], size_t size[4])
 {
-	int st[4] = { 0 };
-	size_t sz[4] = { 0 };
+	int st[4] = {0};
+	size_t sz[4] = {0};
 	int cw = (w + 1) / 2, ch = (h + 1) / 2;
 
 	if (w <= 0 || h <= 0 || w > 16384 || h > 16384)
@@ -152,7 +157,7 @@ convert_is_identity(const AVFrame *src, enum fp_pixfmt fmt, int w, int h)
  * chroma subsampling; pointers into src for it. */
 static void
 convert_crop_src(const AVFrame *src, int w, int h, const uint8_t *data[4],
-		 int *cw, int *ch)
+                 int *cw, int *ch)
 {
 	const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(src->format);
 	int sw = src->width, sh = src->height;
@@ -189,33 +194,32 @@ convert_crop_src(const AVFrame *src, int w, int h, const uint8_t *data[4],
 			sy >>= desc->log2_chroma_h;
 		}
 		data[p] = src->data[p] + (ptrdiff_t)sy * src->linesize[p] +
-			  (ptrdiff_t)sx * steps[p];
+		          (ptrdiff_t)sx * steps[p];
 	}
 }
 
 int
-convert_to_planes(convert *c, const AVFrame *src, enum fp_pixfmt fmt,
-		  int w, int h, uint8_t *const plane[4], const int stride[4])
+convert_to_planes(convert *c, const AVFrame *src, enum fp_pixfmt fmt, int w,
+                  int h, uint8_t *const plane[4], const int stride[4])
 {
 	enum AVPixelFormat dfmt = convert_av_pixfmt(fmt);
 	const uint8_t *sdata[4];
 	int cw, ch, ret;
 
-	if (dfmt == AV_PIX_FMT_NONE || w <= 0 || h <= 0 ||
-	    src->width <= 0 || src->height <= 0 ||
-	    av_pix_fmt_desc_get(src->format) == NULL)
+	if (dfmt == AV_PIX_FMT_NONE || w <= 0 || h <= 0 || src->width <= 0 ||
+	    src->height <= 0 || av_pix_fmt_desc_get(src->format) == NULL)
 		return -EINVAL;
 	if (convert_is_identity(src, fmt, w, h)) {
-		uint8_t *dp[4] = { plane[0], plane[1], plane[2], plane[3] };
-		int ds[4] = { stride[0], stride[1], stride[2], stride[3] };
+		uint8_t *dp[4] = {plane[0], plane[1], plane[2], plane[3]};
+		int ds[4] = {stride[0], stride[1], stride[2], stride[3]};
 
 		av_image_copy(dp, ds, (const uint8_t **)src->data,
-			      src->linesize, dfmt, w, h);
+		              src->linesize, dfmt, w, h);
 		return 0;
 	}
 	convert_crop_src(src, w, h, sdata, &cw, &ch);
 	c->to_sws = sws_getCachedContext(c->to_sws, cw, ch, src->format, w, h,
-					 dfmt, SWS_BILINEAR, NULL, NULL, NULL);
+	                                 dfmt, SWS_BILINEAR, NULL, NULL, NULL);
 	if (c->to_sws == NULL)
 		return AVERROR(EINVAL);
 	ret = sws_scale(c->to_sws, sdata, src->linesize, 0, ch, plane, stride);
@@ -226,8 +230,8 @@ convert_to_planes(convert *c, const AVFrame *src, enum fp_pixfmt fmt,
 static int
 convert_pool_frame(convert *c, int w, int h, AVFrame **out)
 {
-	int ls[4] = { FFALIGN(w, 64), FFALIGN((w + 1) / 2, 64),
-		      FFALIGN((w + 1) / 2, 64), 0 };
+	int ls[4] = {FFALIGN(w, 64), FFALIGN((w + 1) / 2, 64),
+	             FFALIGN((w + 1) / 2, 64), 0};
 	size_t ysz = (size_t)ls[0] * h, csz = (size_t)ls[1] * ((h + 1) / 2);
 	AVFrame *f;
 
@@ -263,8 +267,8 @@ convert_pool_frame(convert *c, int w, int h, AVFrame **out)
 
 int
 convert_from_planes(convert *c, const uint8_t *const plane[4],
-		    const int stride[4], enum fp_pixfmt fmt, int w, int h,
-		    int64_t pts, AVRational tb, AVFrame **out)
+                    const int stride[4], enum fp_pixfmt fmt, int w, int h,
+                    int64_t pts, AVRational tb, AVFrame **out)
 {
 	enum AVPixelFormat sfmt = convert_av_pixfmt(fmt);
 	AVFrame *f = NULL;
@@ -276,19 +280,19 @@ convert_from_planes(convert *c, const uint8_t *const plane[4],
 	if (ret < 0)
 		return ret;
 	if (sfmt == AV_PIX_FMT_YUV420P) {
-		const uint8_t *sp[4] = { plane[0], plane[1], plane[2], plane[3] };
+		const uint8_t *sp[4] = {plane[0], plane[1], plane[2], plane[3]};
 
 		av_image_copy(f->data, f->linesize, sp, stride, sfmt, w, h);
 	} else {
-		c->from_sws = sws_getCachedContext(c->from_sws, w, h, sfmt, w, h,
-						   AV_PIX_FMT_YUV420P, SWS_BILINEAR,
-						   NULL, NULL, NULL);
+		c->from_sws = sws_getCachedContext(
+		    c->from_sws, w, h, sfmt, w, h, AV_PIX_FMT_YUV420P,
+		    SWS_BILINEAR, NULL, NULL, NULL);
 		if (c->from_sws == NULL) {
 			ret = AVERROR(EINVAL);
 			goto err_free_frame;
 		}
-		ret = sws_scale(c->from_sws, (const uint8_t *const *)plane, stride,
-				0, h, f->data, f->linesize);
+		ret = sws_scale(c->from_sws, (const uint8_t *const *)plane,
+		                stride, 0, h, f->data, f->linesize);
 		if (ret < 0)
 			goto err_free_frame;
 	}

@@ -51,7 +51,7 @@ uint64_t convert_dropped(convert *c);
  * convert writes when the caller has no better one). Returns total bytes,
  * 0 for a bad format/size. stride/size may be NULL. */
 size_t convert_layout(enum fp_pixfmt fmt, int w, int h, int stride[4],
-		      size_t size[4]);
+                      size_t size[4]);
 
 /* True when src is already fmt at w x h: conversion is then a plain copy
  * (or no copy at all, when the caller can use src's planes directly). */
@@ -66,8 +66,8 @@ bool convert_is_identity(const AVFrame *src, enum fp_pixfmt fmt, int w, int h);
  * AVERROR from swscale. No allocation once the scaler for this
  * (source format, size) is cached. One thread at a time.
  */
-int convert_to_planes(convert *c, const AVFrame *src, enum fp_pixfmt fmt,
-		      int w, int h, uint8_t *const plane[4], const int stride[4]);
+int convert_to_planes(convert *c, const AVFrame *src, enum fp_pixfmt fmt, int w,
+                      int h, uint8_t *const plane[4], const int stride[4]);
 
 /*
  * The reverse path: builds *out, a yuv420p AVFrame of w x h holding the
@@ -77,8 +77,8 @@ int convert_to_planes(convert *c, const AVFrame *src, enum fp_pixfmt fmt,
  * encoder. Returns 0, -EINVAL, -ENOMEM, or an AVERROR from swscale.
  */
 int convert_from_planes(convert *c, const uint8_t *const plane[4],
-			const int stride[4], enum fp_pixfmt fmt, int w, int h,
-			int64_t pts, AVRational tb, AVFrame **out);
+                        const int stride[4], enum fp_pixfmt fmt, int w, int h,
+                        int64_t pts, AVRational tb, AVFrame **out);
 
 /* The libav pixel format of an fp_pixfmt (AV_PIX_FMT_NONE if unknown). */
 enum AVPixelFormat convert_av_pixfmt(enum fp_pixfmt fmt);

@@ -24,12 +24,12 @@
 
 /* One elementary stream we decode. */
 struct decode_es {
-	int index;              /* stream index, -1: none yet */
+	int index; /* stream index, -1: none yet */
 	enum AVCodecID codec_id;
 	AVCodecContext *ctx;
 	AVRational tb;
 	bool mismatch_logged;
-	bool skipping;          /* foreign data seen: wait for a keyframe */
+	bool skipping; /* foreign data seen: wait for a keyframe */
 };
 
 struct decoder {
@@ -49,7 +49,7 @@ struct decoder {
 	struct decode_es video, audio;
 	bool info_sent;
 	int last_refused_w, last_refused_h;
-	bool *ignored;          /* per stream index: unsupported, reported */
+	bool *ignored; /* per stream index: unsupported, reported */
 	unsigned nb_ignored;
 
 	atomic_uint_fast64_t bytes_in, video_frames, audio_frames;
@@ -65,7 +65,8 @@ decode_av_log(void *avcl, int level, const char *fmt, va_list vl)
 
 	if (level > AV_LOG_WARNING || log_get_level() < LOG_DEBUG)
 		return;
-	av_log_format_line2(avcl, level, fmt, vl, line, sizeof(line), &print_prefix);
+	av_log_format_line2(avcl, level, fmt, vl, line, sizeof(line),
+	                    &print_prefix);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
@@ -79,9 +80,8 @@ decoder_quiet_libav(void)
 	av_log_set_callback(decode_av_log);
 }
 
-static void
-decode_report(decoder *d, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void decode_report(decoder *d, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 decode_report(decoder *d, int err, const char *fmt, ...)
@@ -132,7 +132,7 @@ decode_open_input(decoder *d)
 	if (buf == NULL)
 		return AVERROR(ENOMEM);
 	d->avio = avio_alloc_context(buf, DECODE_AVIO_BUF, 0, d, decode_read_cb,
-				     NULL, NULL);
+	                             NULL, NULL);
 	if (d->avio == NULL) {
 		av_free(buf);
 		return AVERROR(ENOMEM);
@@ -145,10 +145,11 @@ decode_open_input(decoder *d)
 	d->fmt->interrupt_callback.opaque = d;
 	ret = avformat_open_input(&d->fmt, NULL, ifmt, NULL);
 	if (ret < 0)
-		return ret;     /* fmt freed by libav; avio is still ours */
+		return ret; /* fmt freed by libav; avio is still ours */
 	ret = avformat_find_stream_info(d->fmt, NULL);
 	if (ret < 0)
-		decode_report(d, ret, "stream info not found: %s", av_err2str(ret));
+		decode_report(d, ret, "stream info not found: %s",
+		              av_err2str(ret));
 	return 0;
 }
 
@@ -199,7 +200,7 @@ err_free_ctx:
 static void
 decode_send_info(decoder *d)
 {
-	struct decoder_info info = { 0 };
+	struct decoder_info info = {0};
 	AVStream *st;
 
 	if (d->info_sent)
@@ -261,21 +262,21 @@ decode_pick_streams(decoder *d)
 		if (es->index >= 0 || d->ignored[i])
 			continue;
 		if (st->codecpar->codec_id == AV_CODEC_ID_NONE)
-			continue;       /* not probed yet */
+			continue; /* not probed yet */
 		if (!decode_codec_ok(type, st->codecpar->codec_id)) {
 			d->ignored[i] = true;
 			decode_report(d, AVERROR_PATCHWELCOME,
-				      "unsupported %s codec %s ignored",
-				      av_get_media_type_string(type),
-				      avcodec_get_name(st->codecpar->codec_id));
+			              "unsupported %s codec %s ignored",
+			              av_get_media_type_string(type),
+			              avcodec_get_name(st->codecpar->codec_id));
 			continue;
 		}
 		ret = decode_open_es(d, es, st);
 		if (ret < 0) {
 			d->ignored[i] = true;
 			decode_report(d, ret, "cannot open %s decoder: %s",
-				      avcodec_get_name(st->codecpar->codec_id),
-				      av_err2str(ret));
+			              avcodec_get_name(st->codecpar->codec_id),
+			              av_err2str(ret));
 		}
 	}
 }
@@ -294,17 +295,20 @@ decode_deliver(decoder *d, struct decode_es *es, AVFrame *f)
 	}
 	f->time_base = es->tb;
 	if (video) {
-		if (f->width > d->cfg.max_width || f->height > d->cfg.max_height ||
-		    f->width <= 0 || f->height <= 0) {
+		if (f->width > d->cfg.max_width ||
+		    f->height > d->cfg.max_height || f->width <= 0 ||
+		    f->height <= 0) {
 			atomic_fetch_add(&d->skipped_frames, 1);
 			if (f->width != d->last_refused_w ||
 			    f->height != d->last_refused_h) {
 				d->last_refused_w = f->width;
 				d->last_refused_h = f->height;
 				decode_report(d, AVERROR(E2BIG),
-					      "video frame %dx%d above the limit %dx%d: skipped",
-					      f->width, f->height,
-					      d->cfg.max_width, d->cfg.max_height);
+				              "video frame %dx%d above the "
+				              "limit %dx%d: skipped",
+				              f->width, f->height,
+				              d->cfg.max_width,
+				              d->cfg.max_height);
 			}
 			return 0;
 		}
@@ -367,10 +371,10 @@ decode_packet(decoder *d, struct decode_es *es, const AVPacket *pkt)
 	if (ret < 0 && ret != AVERROR_EOF) {
 		atomic_fetch_add(&d->bad_packets, 1);
 		log_debug("decode", "packet refused: %s stream=%s",
-			  av_err2str(ret), d->name);
+		          av_err2str(ret), d->name);
 		if (ret == AVERROR(ENOMEM))
 			return ret;
-		return 0;       /* skip the damage; the decoder resyncs */
+		return 0; /* skip the damage; the decoder resyncs */
 	}
 	for (;;) {
 		ret = avcodec_receive_frame(es->ctx, d->frame);
@@ -411,19 +415,22 @@ decode_loop(decoder *d)
 		    (d->video.index >= 0 || d->audio.index >= 0))
 			decode_send_info(d);
 		if (d->pkt->dts == AV_NOPTS_VALUE)
-			es = NULL;      /* PyTrickle: packets with no DTS skipped */
+			es = NULL; /* PyTrickle: packets with no DTS skipped */
 		if (es != NULL &&
-		    (d->fmt->streams[es->index]->codecpar->codec_id != es->codec_id ||
+		    (d->fmt->streams[es->index]->codecpar->codec_id !=
+		         es->codec_id ||
 		     (es == &d->video && !decode_h264_plausible(d->pkt)))) {
 			if (!es->mismatch_logged)
-				decode_report(d, AVERROR_INVALIDDATA,
-					      "stream %d: data not in %s: skipped",
-					      es->index, avcodec_get_name(es->codec_id));
+				decode_report(
+				    d, AVERROR_INVALIDDATA,
+				    "stream %d: data not in %s: skipped",
+				    es->index, avcodec_get_name(es->codec_id));
 			es->mismatch_logged = true;
 			es->skipping = true;
 			es = NULL;
 		} else if (es != NULL && es->skipping) {
-			/* plausible again: the decoder resyncs at its keyframe */
+			/* plausible again: the decoder resyncs at its keyframe
+			 */
 			es->skipping = false;
 			es->mismatch_logged = false;
 		}
@@ -458,8 +465,9 @@ decode_thread(void *arg)
 		if (atomic_load(&d->closing))
 			ret = AVERROR_EXIT;
 		else
-			decode_report(d, ret, "input not readable as MPEG-TS: %s",
-				      av_err2str(ret));
+			decode_report(d, ret,
+			              "input not readable as MPEG-TS: %s",
+			              av_err2str(ret));
 		goto out;
 	}
 	decode_pick_streams(d);
@@ -478,7 +486,7 @@ out:
 
 int
 decoder_create(decoder **out, const struct decoder_cfg *cfg,
-	       const struct decoder_callbacks *cb)
+               const struct decoder_callbacks *cb)
 {
 	decoder *d;
 	int ret;
@@ -490,7 +498,8 @@ decoder_create(decoder **out, const struct decoder_cfg *cfg,
 		d->cfg = *cfg;
 	if (cb)
 		d->cb = *cb;
-	snprintf(d->name, sizeof(d->name), "%s", d->cfg.name ? d->cfg.name : "-");
+	snprintf(d->name, sizeof(d->name), "%s",
+	         d->cfg.name ? d->cfg.name : "-");
 	d->cfg.name = d->name;
 	if (d->cfg.queue_bytes == 0)
 		d->cfg.queue_bytes = 8u << 20;

@@ -19,24 +19,25 @@
 typedef struct decoder decoder;
 
 struct decoder_cfg {
-	const char *name;       /* stream id for log lines (copied); NULL: "-" */
-	size_t queue_bytes;     /* input queue bound; 0: 8 MiB */
-	int threads;            /* decoder threads per codec; 0: 1 */
-	int max_width;          /* frames above max_width x max_height are */
-	int max_height;         /* refused; 0: 4096 x 2304 */
-	int64_t probesize;      /* bytes; 0: 1 MiB (bounded for live input) */
-	int64_t analyze_us;     /* analyzeduration; 0: 1 s */
+	const char *name;   /* stream id for log lines (copied); NULL: "-" */
+	size_t queue_bytes; /* input queue bound; 0: 8 MiB */
+	int threads;        /* decoder threads per codec; 0: 1 */
+	int max_width;      /* frames above max_width x max_height are */
+	int max_height;     /* refused; 0: 4096 x 2304 */
+	int64_t probesize;  /* bytes; 0: 1 MiB (bounded for live input) */
+	int64_t analyze_us; /* analyzeduration; 0: 1 s */
 };
 
 /* What the demuxer found; handed once, before the first frame. */
 struct decoder_info {
 	bool has_video, has_audio;
-	int width, height;              /* coded size seen at probe (may change) */
+	int width, height; /* coded size seen at probe (may change) */
 	enum AVPixelFormat pix_fmt;
-	AVRational video_tb, audio_tb;  /* stream time bases (1/90000 for TS) */
-	AVRational frame_rate;          /* guessed; 0/1 when unknown */
+	AVRational video_tb, audio_tb; /* stream time bases (1/90000 for TS) */
+	AVRational frame_rate;         /* guessed; 0/1 when unknown */
 	int sample_rate, channels;
-	const char *video_codec, *audio_codec; /* static names, "" when absent */
+	const char *video_codec,
+	    *audio_codec; /* static names, "" when absent */
 };
 
 /*
@@ -63,8 +64,8 @@ struct decoder_callbacks {
 struct decoder_stats {
 	uint64_t bytes_in;
 	uint64_t video_frames, audio_frames;
-	uint64_t bad_packets;     /* packets the decoder refused */
-	uint64_t skipped_frames;  /* no pts, or above the size limit */
+	uint64_t bad_packets;    /* packets the decoder refused */
+	uint64_t skipped_frames; /* no pts, or above the size limit */
 };
 
 /*
@@ -73,7 +74,7 @@ struct decoder_stats {
  * Returns 0 or a negative errno.
  */
 int decoder_create(decoder **out, const struct decoder_cfg *cfg,
-		   const struct decoder_callbacks *cb);
+                   const struct decoder_callbacks *cb);
 
 /*
  * Copies len bytes of input (any split: segment boundaries need not be
@@ -98,6 +99,7 @@ void decoder_stop(decoder *d);
 /* Closes, stops and frees. NULL-safe; sets *d = NULL. Not from a callback. */
 void decoder_destroy(decoder **d);
 
+/* Copies the counters into *out (atomics: any thread, never blocks). */
 void decoder_get_stats(decoder *d, struct decoder_stats *out);
 
 /*

@@ -23,19 +23,19 @@
 
 #include "log.h"
 
-#define ENC_TB ((AVRational){ 1, 90000 })
+#define ENC_TB ((AVRational){1, 90000})
 #define ENC_AUDIO_RATE 48000
 #define ENC_OPUS_FRAME 960
 #define ENC_AVIO_BUF (188 * 64)
-#define ENC_SYNC_SECS 2           /* AUDIO_BUFFER_SECS */
-#define ENC_AUDIO_QUEUE 100       /* AUDIO_BUFFER_LEN */
-#define ENC_MAX_LATE_VIDEO 100    /* MAX_DROPPED_VIDEO */
+#define ENC_SYNC_SECS 2        /* AUDIO_BUFFER_SECS */
+#define ENC_AUDIO_QUEUE 100    /* AUDIO_BUFFER_LEN */
+#define ENC_MAX_LATE_VIDEO 100 /* MAX_DROPPED_VIDEO */
 
 enum enc_kind { ENC_VIDEO, ENC_AUDIO };
 
 struct enc_item {
 	enum enc_kind kind;
-	AVFrame *frame;   /* preallocated shell; holds a ref while queued */
+	AVFrame *frame; /* preallocated shell; holds a ref while queued */
 };
 
 struct encoder {
@@ -56,40 +56,39 @@ struct encoder {
 	/* encoder-thread state: every per-stream libav context */
 	AVCodecContext *venc, *aenc;
 	struct SwsContext *sws;
-	AVFrame *vconv;              /* yuv420p at output size, reused */
+	AVFrame *vconv; /* yuv420p at output size, reused */
 	SwrContext *swr;
 	int swr_in_rate, swr_in_fmt;
 	AVChannelLayout swr_in_layout;
 	AVAudioFifo *fifo;
-	int64_t fifo_pts;            /* pts (1/48000) of the fifo's first sample */
-	AVFrame *aframe;             /* opus input frame, reused */
-	uint8_t *rsbuf;              /* resampler output, reused */
+	int64_t fifo_pts; /* pts (1/48000) of the fifo's first sample */
+	AVFrame *aframe;  /* opus input frame, reused */
+	uint8_t *rsbuf;   /* resampler output, reused */
 	int rsbuf_samples;
 	AVPacket *pkt;
 
 	AVFrame *pending[ENC_AUDIO_QUEUE]; /* audio before the first video */
 	int npending;
-	bool have_video;             /* first video frame seen */
-	int64_t first_audio;         /* 1/90000, AV_NOPTS_VALUE: none yet */
-	int64_t last_audio;          /* newest audio pts (1/90000) */
-	int64_t last_video;          /* newest video pts sent to x264 */
-	int64_t last_kf;             /* pts of the last forced/seen keyframe */
+	bool have_video;     /* first video frame seen */
+	int64_t first_audio; /* 1/90000, AV_NOPTS_VALUE: none yet */
+	int64_t last_audio;  /* newest audio pts (1/90000) */
+	int64_t last_video;  /* newest video pts sent to x264 */
+	int64_t last_kf;     /* pts of the last forced/seen keyframe */
 
 	AVFormatContext *seg;
 	AVIOContext *seg_io;
 	int seg_vidx, seg_aidx;
 	uint64_t seg_seq;
 	int64_t seg_start;
-	int seg_status;              /* error from on_segment_bytes */
+	int seg_status; /* error from on_segment_bytes */
 
 	atomic_uint_fast64_t video_in, audio_in, queue_drops;
 	atomic_uint_fast64_t video_encoded, audio_encoded, late_video_drops;
 	atomic_uint_fast64_t early_audio_drops, segments, bytes;
 };
 
-static void
-enc_report(encoder *e, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void enc_report(encoder *e, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 enc_report(encoder *e, int err, const char *fmt, ...)
@@ -116,7 +115,7 @@ enc_write_cb(void *opaque, uint8_t *buf, int size)
 	atomic_fetch_add(&e->bytes, (uint64_t)size);
 	if (e->cb.on_segment_bytes)
 		ret = e->cb.on_segment_bytes(e->cb.opaque, e->seg_seq, buf,
-					     (size_t)size);
+		                             (size_t)size);
 	if (ret < 0) {
 		e->seg_status = ret;
 		return ret;
@@ -171,7 +170,7 @@ enc_segment_open(encoder *e, int64_t start)
 		goto err_free_seg;
 	}
 	e->seg_io = avio_alloc_context(buf, ENC_AVIO_BUF, 1, e, NULL,
-				       enc_write_cb, NULL);
+	                               enc_write_cb, NULL);
 	if (e->seg_io == NULL) {
 		av_free(buf);
 		ret = AVERROR(ENOMEM);
@@ -182,9 +181,11 @@ enc_segment_open(encoder *e, int64_t start)
 	e->seg->max_interleave_delta = 2100000;
 	e->seg->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
 	e->seg_vidx = e->seg_aidx = -1;
-	if (e->venc && (ret = enc_add_stream(e->seg, e->venc, &e->seg_vidx)) < 0)
+	if (e->venc &&
+	    (ret = enc_add_stream(e->seg, e->venc, &e->seg_vidx)) < 0)
 		goto err_free_io;
-	if (e->aenc && (ret = enc_add_stream(e->seg, e->aenc, &e->seg_aidx)) < 0)
+	if (e->aenc &&
+	    (ret = enc_add_stream(e->seg, e->aenc, &e->seg_aidx)) < 0)
 		goto err_free_io;
 	if (e->cb.on_segment_begin)
 		e->cb.on_segment_begin(e->cb.opaque, e->seg_seq);
@@ -218,7 +219,7 @@ enc_mux(encoder *e, AVPacket *pkt, bool video)
 
 	av_packet_rescale_ts(pkt, ctx->time_base, ENC_TB);
 	if (pkt->dts != AV_NOPTS_VALUE && pkt->dts < 0)
-		return 0;       /* only the codec delay before pts 0 */
+		return 0; /* only the codec delay before pts 0 */
 	if (cutter && (pkt->flags & AV_PKT_FLAG_KEY) &&
 	    (e->seg == NULL || pkt->pts - e->seg_start >= seg_len)) {
 		enc_segment_close(e);
@@ -227,7 +228,7 @@ enc_mux(encoder *e, AVPacket *pkt, bool video)
 			return ret;
 	}
 	if (e->seg == NULL)
-		return 0;       /* audio before the first video keyframe */
+		return 0; /* audio before the first video keyframe */
 	pkt->stream_index = video ? e->seg_vidx : e->seg_aidx;
 	if (pkt->stream_index < 0)
 		return 0;
@@ -283,7 +284,8 @@ enc_open_video(encoder *e, int w, int h)
 	c->time_base = ENC_TB;
 	c->framerate = e->cfg.frame_rate;
 	c->max_b_frames = 0;
-	c->gop_size = (int)(e->cfg.gop_secs * av_q2d(e->cfg.frame_rate) * 4) + 1;
+	c->gop_size =
+	    (int)(e->cfg.gop_secs * av_q2d(e->cfg.frame_rate) * 4) + 1;
 	c->thread_count = e->cfg.threads;
 	if (e->cfg.bitrate > 0)
 		c->bit_rate = e->cfg.bitrate;
@@ -321,7 +323,7 @@ enc_open_audio(encoder *e)
 	c->sample_rate = ENC_AUDIO_RATE;
 	c->sample_fmt = AV_SAMPLE_FMT_S16;
 	av_channel_layout_default(&c->ch_layout, 1);
-	c->time_base = (AVRational){ 1, ENC_AUDIO_RATE };
+	c->time_base = (AVRational){1, ENC_AUDIO_RATE};
 	ret = avcodec_open2(c, codec, NULL);
 	if (ret < 0) {
 		avcodec_free_context(&c);
@@ -334,7 +336,8 @@ enc_open_audio(encoder *e)
 		return AVERROR(ENOMEM);
 	e->aframe->format = c->sample_fmt;
 	e->aframe->sample_rate = ENC_AUDIO_RATE;
-	e->aframe->nb_samples = c->frame_size > 0 ? c->frame_size : ENC_OPUS_FRAME;
+	e->aframe->nb_samples =
+	    c->frame_size > 0 ? c->frame_size : ENC_OPUS_FRAME;
 	ret = av_channel_layout_copy(&e->aframe->ch_layout, &c->ch_layout);
 	if (ret < 0)
 		return ret;
@@ -359,34 +362,37 @@ enc_video(encoder *e, AVFrame *f)
 
 		ret = enc_open_video(e, w, h);
 		if (ret < 0) {
-			enc_report(e, ret, "cannot open libx264 at %dx%d: %s", w, h,
-				   av_err2str(ret));
+			enc_report(e, ret, "cannot open libx264 at %dx%d: %s",
+			           w, h, av_err2str(ret));
 			return ret;
 		}
 	}
 	if (e->last_video != AV_NOPTS_VALUE && pts <= e->last_video) {
-		enc_report(e, AVERROR_INVALIDDATA,
-			   "video pts %" PRId64 " not increasing: frame dropped", pts);
+		enc_report(
+		    e, AVERROR_INVALIDDATA,
+		    "video pts %" PRId64 " not increasing: frame dropped", pts);
 		return 0;
 	}
 	if (f->format != AV_PIX_FMT_YUV420P || f->width != e->venc->width ||
 	    f->height != e->venc->height) {
-		e->sws = sws_getCachedContext(e->sws, f->width, f->height, f->format,
-					      e->venc->width, e->venc->height,
-					      AV_PIX_FMT_YUV420P, SWS_BILINEAR,
-					      NULL, NULL, NULL);
+		e->sws = sws_getCachedContext(
+		    e->sws, f->width, f->height, f->format, e->venc->width,
+		    e->venc->height, AV_PIX_FMT_YUV420P, SWS_BILINEAR, NULL,
+		    NULL, NULL);
 		if (e->sws == NULL)
 			return AVERROR(EINVAL);
 		ret = av_frame_make_writable(e->vconv);
 		if (ret < 0)
 			return ret;
-		ret = sws_scale(e->sws, (const uint8_t *const *)f->data, f->linesize,
-				0, f->height, e->vconv->data, e->vconv->linesize);
+		ret = sws_scale(e->sws, (const uint8_t *const *)f->data,
+		                f->linesize, 0, f->height, e->vconv->data,
+		                e->vconv->linesize);
 		if (ret < 0)
 			return ret;
 		in = e->vconv;
 	}
-	/* x264 reads only the picture; pict_type and pts go on a shallow copy */
+	/* x264 reads only the picture; pict_type and pts go on a shallow copy
+	 */
 	{
 		AVFrame tmp = *in;
 		AVFrame *t = &tmp;
@@ -412,7 +418,8 @@ enc_video(encoder *e, AVFrame *f)
 		if (ret < 0)
 			return ret;
 		if (e->pkt->flags & AV_PKT_FLAG_KEY)
-			e->last_kf = av_rescale_q(e->pkt->pts, e->venc->time_base, ENC_TB);
+			e->last_kf = av_rescale_q(e->pkt->pts,
+			                          e->venc->time_base, ENC_TB);
 		ret = enc_mux(e, e->pkt, true);
 		av_packet_unref(e->pkt);
 		if (ret < 0)
@@ -436,10 +443,9 @@ enc_swr_setup(encoder *e, const AVFrame *f)
 	ret = av_channel_layout_copy(&e->swr_in_layout, &f->ch_layout);
 	if (ret < 0)
 		return ret;
-	ret = swr_alloc_set_opts2(&e->swr, &e->aenc->ch_layout,
-				  e->aenc->sample_fmt, ENC_AUDIO_RATE,
-				  &e->swr_in_layout, f->format, f->sample_rate,
-				  0, NULL);
+	ret = swr_alloc_set_opts2(
+	    &e->swr, &e->aenc->ch_layout, e->aenc->sample_fmt, ENC_AUDIO_RATE,
+	    &e->swr_in_layout, f->format, f->sample_rate, 0, NULL);
 	if (ret < 0)
 		return ret;
 	ret = swr_init(e->swr);
@@ -471,7 +477,7 @@ enc_drain_fifo(encoder *e, bool flush)
 		av_audio_fifo_read(e->fifo, (void **)e->aframe->data, n);
 		if (n < fs)
 			av_samples_set_silence(e->aframe->data, n, fs - n, 1,
-					       e->aenc->sample_fmt);
+			                       e->aenc->sample_fmt);
 		e->aframe->pts = e->fifo_pts;
 		e->fifo_pts += n;
 		ret = enc_encode(e, e->aenc, e->aframe);
@@ -484,8 +490,8 @@ enc_drain_fifo(encoder *e, bool flush)
 static int
 enc_audio(encoder *e, const AVFrame *f)
 {
-	int64_t pts48 = av_rescale_q(f->pts, f->time_base,
-				     (AVRational){ 1, ENC_AUDIO_RATE });
+	int64_t pts48 =
+	    av_rescale_q(f->pts, f->time_base, (AVRational){1, ENC_AUDIO_RATE});
 	int out_max, n, ret;
 
 	if (e->aenc == NULL)
@@ -493,26 +499,27 @@ enc_audio(encoder *e, const AVFrame *f)
 	ret = enc_swr_setup(e, f);
 	if (ret < 0) {
 		enc_report(e, ret, "audio resampler refused %d Hz %d ch: %s",
-			   f->sample_rate, f->ch_layout.nb_channels, av_err2str(ret));
+		           f->sample_rate, f->ch_layout.nb_channels,
+		           av_err2str(ret));
 		return 0;
 	}
 	/* keep the input's clock: re-anchor when input and fifo drift apart
 	   by more than one opus frame (a gap or overlap in the input) */
 	if (e->fifo_pts == AV_NOPTS_VALUE ||
 	    llabs(pts48 - (e->fifo_pts + av_audio_fifo_size(e->fifo))) >
-	    ENC_OPUS_FRAME)
+	        ENC_OPUS_FRAME)
 		e->fifo_pts = pts48 - av_audio_fifo_size(e->fifo);
 	out_max = swr_get_out_samples(e->swr, f->nb_samples);
 	if (out_max > e->rsbuf_samples) {
 		av_freep(&e->rsbuf);
 		ret = av_samples_alloc(&e->rsbuf, NULL, 1, out_max,
-				       e->aenc->sample_fmt, 0);
+		                       e->aenc->sample_fmt, 0);
 		if (ret < 0)
 			return ret;
 		e->rsbuf_samples = out_max;
 	}
 	n = swr_convert(e->swr, &e->rsbuf, out_max,
-			(const uint8_t **)f->extended_data, f->nb_samples);
+	                (const uint8_t **)f->extended_data, f->nb_samples);
 	if (n < 0)
 		return n;
 	if (n > 0 && av_audio_fifo_write(e->fifo, (void **)&e->rsbuf, n) < n)
@@ -534,7 +541,7 @@ enc_handle_audio(encoder *e, AVFrame *f)
 		if (e->npending == ENC_AUDIO_QUEUE) {
 			av_frame_free(&e->pending[0]);
 			memmove(e->pending, e->pending + 1,
-				(ENC_AUDIO_QUEUE - 1) * sizeof(e->pending[0]));
+			        (ENC_AUDIO_QUEUE - 1) * sizeof(e->pending[0]));
 			e->npending--;
 			atomic_fetch_add(&e->early_audio_drops, 1);
 		}
@@ -558,15 +565,17 @@ enc_handle_video(encoder *e, AVFrame *f)
 		if (e->first_audio != AV_NOPTS_VALUE &&
 		    llabs(e->first_audio - pts) > lim) {
 			enc_report(e, AVERROR_INVALIDDATA,
-				   "first audio and first video more than %d s apart: encoding stopped",
-				   ENC_SYNC_SECS);
+			           "first audio and first video more than %d s "
+			           "apart: encoding stopped",
+			           ENC_SYNC_SECS);
 			return AVERROR_INVALIDDATA;
 		}
 		e->have_video = true;
 		ret = enc_video(e, f);
 		for (i = 0; i < e->npending; i++) {
 			AVFrame *a = e->pending[i];
-			int64_t apts = av_rescale_q(a->pts, a->time_base, ENC_TB);
+			int64_t apts =
+			    av_rescale_q(a->pts, a->time_base, ENC_TB);
 
 			if (ret == 0 && apts >= pts - lim)
 				ret = enc_audio(e, a);
@@ -581,8 +590,9 @@ enc_handle_video(encoder *e, AVFrame *f)
 		if (atomic_fetch_add(&e->late_video_drops, 1) + 1 >
 		    ENC_MAX_LATE_VIDEO) {
 			enc_report(e, AVERROR_INVALIDDATA,
-				   "more than %d video frames over %d s behind audio: encoding stopped",
-				   ENC_MAX_LATE_VIDEO, ENC_SYNC_SECS);
+			           "more than %d video frames over %d s behind "
+			           "audio: encoding stopped",
+			           ENC_MAX_LATE_VIDEO, ENC_SYNC_SECS);
 			return AVERROR_INVALIDDATA;
 		}
 		return 0;
@@ -601,9 +611,10 @@ enc_flush(encoder *e)
 		if (e->swr) {
 			/* resampler tail */
 			int n = swr_convert(e->swr, &e->rsbuf, e->rsbuf_samples,
-					    NULL, 0);
+			                    NULL, 0);
 			if (n > 0)
-				av_audio_fifo_write(e->fifo, (void **)&e->rsbuf, n);
+				av_audio_fifo_write(e->fifo, (void **)&e->rsbuf,
+				                    n);
 		}
 		if ((ret = enc_drain_fifo(e, true)) < 0)
 			return ret;
@@ -636,7 +647,7 @@ enc_thread(void *arg)
 			ret = AVERROR_EXIT;
 			break;
 		}
-		if (e->len == 0) {      /* ended and drained */
+		if (e->len == 0) { /* ended and drained */
 			pthread_mutex_unlock(&e->lock);
 			ret = 1;
 			break;
@@ -663,7 +674,7 @@ enc_thread(void *arg)
 		enc_segment_close(e);
 	if (ret < 0 && ret != AVERROR_EXIT)
 		log_warn("encode", "encoder stopped: %s stream=%s",
-			 av_err2str(ret), e->name);
+		         av_err2str(ret), e->name);
 	pthread_mutex_lock(&e->lock);
 	e->dead = true;
 	pthread_cond_broadcast(&e->not_full);
@@ -703,7 +714,8 @@ enc_push(encoder *e, enum enc_kind kind, const AVFrame *f, bool wait)
 	if (ret == -EAGAIN)
 		atomic_fetch_add(&e->queue_drops, 1);
 	else if (ret == 0)
-		atomic_fetch_add(kind == ENC_VIDEO ? &e->video_in : &e->audio_in, 1);
+		atomic_fetch_add(
+		    kind == ENC_VIDEO ? &e->video_in : &e->audio_in, 1);
 	return ret;
 }
 
@@ -759,7 +771,7 @@ encoder_stop(encoder *e)
 
 int
 encoder_create(encoder **out, const struct encoder_cfg *cfg,
-	       const struct encoder_callbacks *cb)
+               const struct encoder_callbacks *cb)
 {
 	encoder *e;
 	int ret, i;
@@ -771,11 +783,12 @@ encoder_create(encoder **out, const struct encoder_cfg *cfg,
 		e->cfg = *cfg;
 	if (cb)
 		e->cb = *cb;
-	snprintf(e->name, sizeof(e->name), "%s", e->cfg.name ? e->cfg.name : "-");
+	snprintf(e->name, sizeof(e->name), "%s",
+	         e->cfg.name ? e->cfg.name : "-");
 	snprintf(e->preset, sizeof(e->preset), "%s",
-		 e->cfg.preset ? e->cfg.preset : "superfast");
+	         e->cfg.preset ? e->cfg.preset : "superfast");
 	snprintf(e->tune, sizeof(e->tune), "%s",
-		 e->cfg.tune ? e->cfg.tune : "zerolatency");
+	         e->cfg.tune ? e->cfg.tune : "zerolatency");
 	e->cfg.name = e->name;
 	e->cfg.preset = e->preset;
 	e->cfg.tune = e->tune;
@@ -784,7 +797,7 @@ encoder_create(encoder **out, const struct encoder_cfg *cfg,
 	if (e->cfg.segment_secs <= 0)
 		e->cfg.segment_secs = 2.0;
 	if (e->cfg.frame_rate.num <= 0 || e->cfg.frame_rate.den <= 0)
-		e->cfg.frame_rate = (AVRational){ 30, 1 };
+		e->cfg.frame_rate = (AVRational){30, 1};
 	if (e->cfg.queue_frames <= 0)
 		e->cfg.queue_frames = 64;
 	if (e->cfg.threads < 0)

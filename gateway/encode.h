@@ -18,14 +18,14 @@
 typedef struct encoder encoder;
 
 struct encoder_cfg {
-	const char *name;      /* stream id for log lines (copied) */
-	int width, height;     /* output size; 0: the first video frame's */
-	int64_t bitrate;       /* video bits/s; 0: x264's default (CRF 23) */
-	const char *preset;    /* x264 preset; NULL: "superfast" */
-	const char *tune;      /* x264 tune; NULL: "zerolatency" ("" for none) */
-	double gop_secs;       /* forced IDR at least this often; 0: 2 s */
-	double segment_secs;   /* segment length, cut on keyframes; 0: 2 s */
-	int threads;           /* x264 threads; 0: x264 picks */
+	const char *name;    /* stream id for log lines (copied) */
+	int width, height;   /* output size; 0: the first video frame's */
+	int64_t bitrate;     /* video bits/s; 0: x264's default (CRF 23) */
+	const char *preset;  /* x264 preset; NULL: "superfast" */
+	const char *tune;    /* x264 tune; NULL: "zerolatency" ("" for none) */
+	double gop_secs;     /* forced IDR at least this often; 0: 2 s */
+	double segment_secs; /* segment length, cut on keyframes; 0: 2 s */
+	int threads;         /* x264 threads; 0: x264 picks */
 	AVRational frame_rate; /* rate-control hint; 0/0: 30/1 */
 	bool has_video;        /* the input has video: audio waits for it */
 	bool has_audio;        /* an Opus stream is muxed */
@@ -42,7 +42,7 @@ struct encoder_callbacks {
 	void *opaque;
 	void (*on_segment_begin)(void *opaque, uint64_t seq);
 	int (*on_segment_bytes)(void *opaque, uint64_t seq, const uint8_t *buf,
-				size_t len);
+	                        size_t len);
 	void (*on_segment_end)(void *opaque, uint64_t seq);
 	void (*on_error)(void *opaque, int err, const char *text);
 	/* Thread done: 0 after encoder_end and a clean flush, AVERROR_EXIT
@@ -52,17 +52,17 @@ struct encoder_callbacks {
 };
 
 struct encoder_stats {
-	uint64_t video_in, audio_in;        /* accepted by push */
-	uint64_t queue_drops;               /* refused by push (-EAGAIN) */
+	uint64_t video_in, audio_in;           /* accepted by push */
+	uint64_t queue_drops;                  /* refused by push (-EAGAIN) */
 	uint64_t video_encoded, audio_encoded; /* packets muxed */
-	uint64_t late_video_drops;          /* > 2 s behind audio */
-	uint64_t early_audio_drops;         /* before first video, dropped */
+	uint64_t late_video_drops;             /* > 2 s behind audio */
+	uint64_t early_audio_drops;            /* before first video, dropped */
 	uint64_t segments, bytes;
 };
 
 /* Creates the encoder and starts its thread. cfg/cb copied. 0 or -errno. */
 int encoder_create(encoder **out, const struct encoder_cfg *cfg,
-		   const struct encoder_callbacks *cb);
+                   const struct encoder_callbacks *cb);
 
 /*
  * Queues a new reference to frame (the caller keeps its own). Video in any
@@ -81,7 +81,8 @@ int encoder_push_audio(encoder *e, const AVFrame *frame, bool wait);
  * then on_end(0). Does not block. */
 void encoder_end(encoder *e);
 
-/* Aborts (queued frames dropped, the open segment ended); idempotent, non-blocking. */
+/* Aborts (queued frames dropped, the open segment ended); idempotent,
+ * non-blocking. */
 void encoder_close(encoder *e);
 
 /* Waits for the thread to finish (after encoder_end or encoder_close). */
@@ -90,6 +91,7 @@ void encoder_stop(encoder *e);
 /* Closes, stops, frees. NULL-safe; sets *e = NULL. Not from a callback. */
 void encoder_destroy(encoder **e);
 
+/* Copies the counters into *out (atomics: any thread, never blocks). */
 void encoder_get_stats(encoder *e, struct encoder_stats *out);
 
 #endif

@@ -81,6 +81,15 @@ err_release:
 	return NULL;
 }
 
+/* Counts one dropped frame in the stream and in the live totals. */
+static void
+stream_count_drop(struct stream *s, _Atomic uint64_t *ctr, metrics_series *total)
+{
+	(void)s;
+	atomic_fetch_add(ctr, 1);
+	streams_count(total, 1);
+}
+
 /* Gives a frame's slots back (either may already be gone). */
 void
 stream_frame_release(struct stream *s, struct stream_frame *f)
@@ -162,21 +171,23 @@ stream_dec_video(void *opaque, AVFrame *frame)
 	int rc;
 
 	atomic_fetch_add(&s->frames_decoded, 1);
+	streams_count(s->ss->c_in, 1);
 	if (!convert_keep_frame(s->conv, frame->pts, frame->time_base)) {
 		atomic_fetch_add(&s->drop_rate, 1);
+		streams_count(s->ss->c_drop_rate, 1);
 		return 0;
 	}
 	f.width = atomic_load(&s->width);
 	f.height = atomic_load(&s->height);
 	f.format = atomic_load(&s->format);
 	if (ring_acquire(r, &f.in_slot, &f.in_gen) < 0) {
-		atomic_fetch_add(&s->drop_ring, 1);
+		stream_count_drop(s, &s->drop_ring, s->ss->c_drop_ring);
 		return 0;
 	}
 	if (ring_slot_ptr(r, f.in_slot, f.in_gen, &base, &size) < 0 ||
 	    ring_frame_layout(f.format, f.width, f.height, size, &lay) < 0) {
 		ring_release(r, f.in_slot, f.in_gen);
-		atomic_fetch_add(&s->drop_ring, 1);
+		stream_count_drop(s, &s->drop_ring, s->ss->c_drop_ring);
 		return 0;
 	}
 	for (uint32_t p = 0; p < lay.planes && p < 4; p++) {
@@ -187,7 +198,7 @@ stream_dec_video(void *opaque, AVFrame *frame)
 	                       (int)f.width, (int)f.height, plane, stride);
 	if (rc < 0) {
 		ring_release(r, f.in_slot, f.in_gen);
-		atomic_fetch_add(&s->drop_ring, 1);
+		stream_count_drop(s, &s->drop_ring, s->ss->c_drop_ring);
 		return 0;
 	}
 	f.pts = frame->pts;
@@ -198,7 +209,7 @@ stream_dec_video(void *opaque, AVFrame *frame)
 	if (s->pending.used) {
 		/* drop-oldest: the worker is behind */
 		ring_release(r, s->pending.in_slot, s->pending.in_gen);
-		atomic_fetch_add(&s->drop_queue, 1);
+		stream_count_drop(s, &s->drop_queue, s->ss->c_drop_queue);
 	}
 	s->pending = f;
 	s->wake_flags |= STREAM_WAKE_FRAME;
@@ -217,7 +228,7 @@ stream_dec_audio(void *opaque, AVFrame *frame)
 	e = s->enc;
 	pthread_mutex_unlock(&s->lock);
 	if (e && encoder_push_audio(e, frame, false) < 0)
-		atomic_fetch_add(&s->drop_queue, 1);
+		stream_count_drop(s, &s->drop_queue, s->ss->c_drop_queue);
 	return 0;
 }
 
@@ -322,7 +333,7 @@ stream_emit_frame(struct stream *s, AVFrame *fr, bool keep)
 	encoder *e = stream_encoder(s);
 
 	if (e && encoder_push_video(e, fr, false) < 0)
-		atomic_fetch_add(&s->drop_queue, 1);
+		stream_count_drop(s, &s->drop_queue, s->ss->c_drop_queue);
 	if (keep && s->ss->cfg.cfg->on_worker_loss == CONFIG_LOSS_HOLD) {
 		av_frame_free(&s->last_out);
 		s->last_out = fr;
@@ -431,7 +442,7 @@ stream_pump(struct stream *s)
 		}
 		if (ring_acquire(r, &f.out_slot, &f.out_gen) < 0) {
 			ring_release(r, f.in_slot, f.in_gen);
-			atomic_fetch_add(&s->drop_ring, 1);
+			stream_count_drop(s, &s->drop_ring, s->ss->c_drop_ring);
 			continue;
 		}
 		f.seq = ++s->seq;
@@ -440,7 +451,7 @@ stream_pump(struct stream *s)
 			log_debug("stream", "frame not sent stream=%s seq=%llu err=%s",
 			          s->request_id, (unsigned long long)f.seq, strerror(-rc));
 			stream_frame_release(s, &f);
-			atomic_fetch_add(&s->drop_queue, 1);
+			stream_count_drop(s, &s->drop_queue, s->ss->c_drop_queue);
 			continue;
 		}
 		*slot = f;
@@ -514,11 +525,10 @@ stream_on_result(struct stream *s, const struct msg_result *m)
 	if (fr)
 		stream_emit_frame(s, fr, true);
 	s->frames_out++;
-	if (s->ss->m_latency) {
-		const char *lv[] = { s->request_id };
-		metrics_observe(metrics_series_get(s->ss->m_latency, lv),
+	streams_count(s->ss->c_out, 1);
+	if (s->ss->m_latency)
+		metrics_observe(metrics_series_get(s->ss->m_latency, NULL),
 		                (double)(now - f->t_in_ns) / 1e6);
-	}
 	if (s->lost_ns) {
 		json_t *x = json_pack("{s:i,s:I,s:I,s:s}", "worker", s->worker,
 		                      "frames_lost", (json_int_t)s->lost_frames,
@@ -543,6 +553,7 @@ err_bad:
 	         m->width, m->height, m->format, strerror(-rc));
 	stream_frame_release(s, f);
 	s->worker_drops++;
+	streams_count(s->ss->c_drop_worker, 1);
 	stream_pump(s);
 }
 
@@ -556,6 +567,7 @@ stream_on_drop(struct stream *s, const struct msg_drop *m)
 		return;
 	stream_frame_release(s, f);
 	s->worker_drops++;
+	streams_count(s->ss->c_drop_worker, 1);
 	stream_pump(s);
 }
 
@@ -583,6 +595,7 @@ stream_worker_lost(struct stream *s, const struct supervisor_death *d)
 			stream_frame_release(s, f);
 			s->frames_lost++;
 			s->lost_frames++;
+			streams_count(s->ss->c_lost, 1);
 		}
 	}
 	if (!s->lost_ns)
@@ -636,9 +649,11 @@ stream_assign(struct stream *s, int worker)
 			stream_frame_release(s, f);
 			s->frames_lost++;
 			s->lost_frames++;
+			streams_count(s->ss->c_lost, 1);
 			continue;
 		}
 		s->frames_resent++;
+		streams_count(s->ss->c_resent, 1);
 	}
 	log_info("stream", "stream assigned stream=%s worker=%d pid=%d",
 	         s->request_id, worker, (int)wi.pid);

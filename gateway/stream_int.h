@@ -123,7 +123,19 @@ struct streams {
 	bool any_ready;            /* a worker reached READY once */
 	metrics_family *m_frames, *m_drops, *m_latency, *m_restarts, *m_ring;
 	metrics_family *m_streams;
+	/* live totals over all streams (counters, no stream label) */
+	metrics_family *m_total, *m_dropped;
+	metrics_series *c_in, *c_out, *c_resent, *c_lost;
+	metrics_series *c_drop_rate, *c_drop_queue, *c_drop_ring, *c_drop_worker;
 };
+
+/* Adds n to a live total; s may be NULL (no metrics). Any thread. */
+static inline void
+streams_count(metrics_series *s, uint64_t n)
+{
+	if (s)
+		metrics_counter_add(s, n);
+}
 
 /* ---- stream.c: the frame path ------------------------------------------- */
 

@@ -93,6 +93,24 @@ streams_of_worker(streams *ss, int worker)
 
 /* ---- teardown ---------------------------------------------------------------- */
 
+/* Removes the per-stream series of an ended stream from /metrics. */
+static void
+streams_forget_metrics(struct stream *s)
+{
+	static const char *const kinds[] = { "in", "out", "resent", "lost" };
+	static const char *const causes[] = { "rate_limit", "queue", "ring", "worker" };
+	const char *lv[2] = { s->request_id, NULL };
+
+	for (size_t i = 0; i < 4 && s->ss->m_frames; i++) {
+		lv[1] = kinds[i];
+		metrics_series_remove(s->ss->m_frames, lv);
+	}
+	for (size_t i = 0; i < 4 && s->ss->m_drops; i++) {
+		lv[1] = causes[i];
+		metrics_series_remove(s->ss->m_drops, lv);
+	}
+}
+
 static void
 streams_unlink_from(struct stream **pp, struct stream *s)
 {
@@ -200,6 +218,18 @@ streams_end(struct stream *s, const char *reason, bool error)
 		                              atomic_load(&s->drop_ring)));
 	}
 	streams_emit(s, "stream_stopped", "ai_stream_events", NULL);
+	log_info("stream", "stream totals stream=%s frames_in=%llu frames_out=%llu "
+	         "drop_rate_limit=%llu drop_queue=%llu drop_ring=%llu drop_worker=%llu "
+	         "resent=%llu lost=%llu segments_out=%llu", s->request_id,
+	         (unsigned long long)atomic_load(&s->frames_decoded),
+	         (unsigned long long)s->frames_out,
+	         (unsigned long long)atomic_load(&s->drop_rate),
+	         (unsigned long long)atomic_load(&s->drop_queue),
+	         (unsigned long long)atomic_load(&s->drop_ring),
+	         (unsigned long long)s->worker_drops,
+	         (unsigned long long)s->frames_resent, (unsigned long long)s->frames_lost,
+	         (unsigned long long)atomic_load(&s->segments_out));
+	streams_forget_metrics(s);
 	ss->nrunning--;
 	ss->nending++;
 
@@ -936,23 +966,44 @@ streams_create(streams **out, const struct streams_config *cfg)
 		return -ENOMEM;
 	ss->cfg = *cfg;
 	if (cfg->metrics) {
-		metrics_family_add(cfg->metrics, &ss->m_frames, METRICS_GAUGE, "stream_frames",
-		                   "Video frames per stream: in, out, resent, lost.",
+		metrics *m = cfg->metrics;
+		const char *k[1];
+
+		metrics_family_add(m, &ss->m_frames, METRICS_GAUGE, "stream_frames",
+		                   "Video frames per running stream: in, out, resent, lost.",
 		                   "stream,kind", NULL, 0);
-		metrics_family_add(cfg->metrics, &ss->m_drops, METRICS_GAUGE, "stream_dropped_frames",
-		                   "Video frames dropped per stream, by cause.", "stream,cause",
-		                   NULL, 0);
-		metrics_family_add(cfg->metrics, &ss->m_latency, METRICS_HISTOGRAM,
-		                   "frame_latency_ms",
-		                   "Decoded frame to processed result, milliseconds.", "stream",
+		metrics_family_add(m, &ss->m_drops, METRICS_GAUGE, "stream_dropped_frames",
+		                   "Video frames dropped per running stream, by cause.",
+		                   "stream,cause", NULL, 0);
+		metrics_family_add(m, &ss->m_total, METRICS_COUNTER, "frames_total",
+		                   "Video frames of all streams: in (decoded), out (processed), "
+		                   "resent (after a worker death), lost.", "kind", NULL, 0);
+		metrics_family_add(m, &ss->m_dropped, METRICS_COUNTER, "dropped_frames_total",
+		                   "Video frames dropped, by cause: rate_limit (max_framerate), "
+		                   "queue (worker behind), ring (no free slot), worker (plugin).",
+		                   "cause", NULL, 0);
+		metrics_family_add(m, &ss->m_latency, METRICS_HISTOGRAM, "frame_latency_ms",
+		                   "Decoded frame to processed result, milliseconds.", NULL,
 		                   metrics_latency_ms_buckets, metrics_latency_ms_nbuckets);
-		metrics_family_add(cfg->metrics, &ss->m_restarts, METRICS_COUNTER,
+		metrics_family_add(m, &ss->m_restarts, METRICS_COUNTER,
 		                   "worker_deaths_total", "Worker process deaths.", "worker",
 		                   NULL, 0);
-		metrics_family_add(cfg->metrics, &ss->m_ring, METRICS_GAUGE, "ring_slots_used",
+		metrics_family_add(m, &ss->m_ring, METRICS_GAUGE, "ring_slots_used",
 		                   "Frame ring slots in use.", NULL, NULL, 0);
-		metrics_family_add(cfg->metrics, &ss->m_streams, METRICS_GAUGE, "streams_running",
+		metrics_family_add(m, &ss->m_streams, METRICS_GAUGE, "streams_running",
 		                   "Streams running.", NULL, NULL, 0);
+		if (ss->m_total) {
+			k[0] = "in";     ss->c_in = metrics_series_get(ss->m_total, k);
+			k[0] = "out";    ss->c_out = metrics_series_get(ss->m_total, k);
+			k[0] = "resent"; ss->c_resent = metrics_series_get(ss->m_total, k);
+			k[0] = "lost";   ss->c_lost = metrics_series_get(ss->m_total, k);
+		}
+		if (ss->m_dropped) {
+			k[0] = "rate_limit"; ss->c_drop_rate = metrics_series_get(ss->m_dropped, k);
+			k[0] = "queue";      ss->c_drop_queue = metrics_series_get(ss->m_dropped, k);
+			k[0] = "ring";       ss->c_drop_ring = metrics_series_get(ss->m_dropped, k);
+			k[0] = "worker";     ss->c_drop_worker = metrics_series_get(ss->m_dropped, k);
+		}
 	}
 	*out = ss;
 	return 0;

@@ -15,11 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -29,33 +24,37 @@
 #include "ipc.h"
 #include "log.h"
 #include "workerconn.h"
+#include "workerproc.h"
 
-#define SUP_MOD      "supervisor"
-#define SUP_MAX_OPS  32                        /* tracked requests per worker */
-#define SUP_RING_FD  3                         /* --ring-fd in every worker */
-#define SUP_MAX_RECV (MSG_MAX_TEXT + 65536u)   /* largest message accepted */
-#define SUP_TX_INIT  65536u
+#define SUP_MOD "supervisor"
+#define SUP_MAX_OPS 32                       /* tracked requests per worker */
+#define SUP_MAX_RECV (MSG_MAX_TEXT + 65536u) /* largest message accepted */
+#define SUP_TX_INIT 65536u
 #define SUP_MAX_WORKERS 1024
-#define SUP_REAP_GRACE_NS (5 * 1000000000LL)   /* after SIGKILL, in stop */
-
-extern char **environ;
+#define SUP_REAP_GRACE_NS (5 * 1000000000LL) /* after SIGKILL, in stop */
 
 /* A request sent to a worker and not answered yet (answered in order). */
-enum sup_op_kind { SUP_OP_FRAME, SUP_OP_PARAMS, SUP_OP_START, SUP_OP_STOP, SUP_OP_PING };
+enum sup_op_kind {
+	SUP_OP_FRAME,
+	SUP_OP_PARAMS,
+	SUP_OP_START,
+	SUP_OP_STOP,
+	SUP_OP_PING
+};
 
 struct sup_op {
 	uint8_t kind;
 	uint32_t stream;
-	uint64_t key;            /* FRAME: seq, PING: nonce */
+	uint64_t key; /* FRAME: seq, PING: nonce */
 };
 
 struct sup_worker {
 	supervisor *w_sup;
 	int w_id;
 	int w_gpu;
-	int w_ring_fd;           /* our CLOEXEC dup, or -1 */
+	int w_ring_fd; /* our CLOEXEC dup, or -1 */
 	enum supervisor_state w_state;
-	pid_t w_pid;             /* > 0 while a process exists (until reaped) */
+	pid_t w_pid; /* > 0 while a process exists (until reaped) */
 	pid_t w_last_pid;
 	int w_pidfd;
 	struct event *w_ev_pid;
@@ -64,24 +63,24 @@ struct sup_worker {
 	workerconn *w_conn;
 	uint32_t w_gen;
 	int64_t w_spawn_ns;
-	int64_t w_state_ns;      /* when the current state began */
-	int64_t w_ping_ns;       /* last PING sent */
-	int64_t w_op_base_ns;    /* when the head op could start */
+	int64_t w_state_ns;   /* when the current state began */
+	int64_t w_ping_ns;    /* last PING sent */
+	int64_t w_op_base_ns; /* when the head op could start */
 	int64_t w_kill_ns;
 	unsigned w_restarts;
-	unsigned w_crashes;      /* consecutive short-lived deaths */
+	unsigned w_crashes; /* consecutive short-lived deaths */
 	unsigned w_violations;
 	uint64_t w_frames;
 	uint64_t w_nonce;
 	bool w_has_stream;
 	uint32_t w_stream;
 	bool w_had_prev;
-	uint32_t w_prev_stream;  /* answers may trail a STREAM_STOP */
+	uint32_t w_prev_stream; /* answers may trail a STREAM_STOP */
 	bool w_fatal;
 	bool w_killed;
 	char w_kill_reason[96];
 	char w_last_error[160];
-	char w_err_msg[120];     /* last ERROR text of the current process */
+	char w_err_msg[120]; /* last ERROR text of the current process */
 	uint32_t w_abi, w_vformat, w_vmem, w_caps, w_init_ms;
 	char w_plugin[64];
 	struct sup_op w_ops[SUP_MAX_OPS];
@@ -90,13 +89,13 @@ struct sup_worker {
 
 struct supervisor {
 	struct event_base *s_base;
-	struct supervisor_config s_cfg;   /* strings below, arrays cleared */
+	struct supervisor_config s_cfg; /* strings below, arrays cleared */
 	char *s_worker_path;
 	char *s_ipc_dir;
 	char *s_processor;
 	char *s_pconfig;
 	char *s_log_level;
-	ipc_dir *s_dir;                   /* ours when cfg->ipc_dir was NULL */
+	ipc_dir *s_dir; /* ours when cfg->ipc_dir was NULL */
 	bool s_started;
 	bool s_closing;
 	bool s_stopped;
@@ -112,16 +111,15 @@ struct supervisor {
 };
 
 static void sup_arm(struct sup_worker *w);
-static int sup_spawn(struct sup_worker *w);
 
-static const char *const sup_state_names[] = {
-	"starting", "loading", "idle", "busy", "dead",
-};
+static const char *const sup_state_names[] = {"starting", "loading", "idle",
+                                              "busy", "dead"};
 
 const char *
 supervisor_state_name(enum supervisor_state st)
 {
-	if ((unsigned)st >= sizeof(sup_state_names) / sizeof(sup_state_names[0]))
+	if ((unsigned)st >=
+	    sizeof(sup_state_names) / sizeof(sup_state_names[0]))
 		return "unknown";
 	return sup_state_names[st];
 }
@@ -151,49 +149,23 @@ sup_copy_str(char *dst, size_t cap, const char *p, size_t len)
 
 /* ---- killing and reaping ------------------------------------------------ */
 
-/* SIGKILL to the whole group (and the leader, should it have left it). */
+/* SIGKILL to w's whole group; on_death follows from the reap. */
 static int
 sup_kill(struct sup_worker *w, const char *reason)
 {
 	if (w->w_pid <= 0 || w->w_killed)
 		return -ESRCH;
-	kill(-w->w_pid, SIGKILL);
-	kill(w->w_pid, SIGKILL);
+	workerproc_kill(w->w_pid);
 	w->w_killed = true;
 	w->w_kill_ns = clock_now_ns();
 	snprintf(w->w_kill_reason, sizeof(w->w_kill_reason), "%s", reason);
 	evtimer_del(w->w_ev_timer);
 	if (!w->w_sup->s_closing)
-		log_warn(SUP_MOD, "killing worker process group worker=%d pid=%d gen=%u reason=\"%s\"",
+		log_warn(SUP_MOD,
+		         "killing worker process group worker=%d pid=%d gen=%u "
+		         "reason=\"%s\"",
 		         w->w_id, w->w_pid, w->w_gen, reason);
 	return 0;
-}
-
-/*
- * Reaps w's process if it has exited. The zombie is only peeked at first
- * (WNOWAIT): while it exists its pid cannot be reused, so the group kill
- * that clears stragglers (children of the worker) hits only them.
- */
-static bool
-sup_try_reap(struct sup_worker *w, int *code, int *sig)
-{
-	siginfo_t si;
-
-	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, (id_t)w->w_pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
-	    si.si_pid == 0)
-		return false;
-	kill(-w->w_pid, SIGKILL);
-	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, (id_t)w->w_pid, &si, WEXITED | WNOHANG) != 0 || si.si_pid == 0)
-		return false;
-	*code = -1;
-	*sig = 0;
-	if (si.si_code == CLD_EXITED)
-		*code = si.si_status;
-	else
-		*sig = si.si_status;
-	return true;
 }
 
 /* Frees what belonged to the process that just ended. */
@@ -237,8 +209,9 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 	int64_t uptime_ms = (now - w->w_spawn_ns) / 1000000;
 	unsigned in_flight = 0;
 
+	/* What it said before dying still counts (e.g. its fatal ERROR). */
 	if (w->w_conn && !w->w_killed)
-		workerconn_drain(w->w_conn); /* what it said before dying counts */
+		workerconn_drain(w->w_conn);
 	for (unsigned i = 0; i < w->w_nops; i++)
 		in_flight += w->w_ops[i].kind == SUP_OP_FRAME;
 	memset(&d, 0, sizeof(d));
@@ -256,7 +229,8 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 	if (w->w_killed)
 		snprintf(reason, sizeof(reason), "%s", w->w_kill_reason);
 	else if (code == 2)
-		snprintf(reason, sizeof(reason), "exit 2 (fatal configuration)%s%s",
+		snprintf(reason, sizeof(reason),
+		         "exit 2 (fatal configuration)%s%s",
 		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
 	else if (code == 3)
 		snprintf(reason, sizeof(reason), "exit 3 (init failed)%s%s",
@@ -273,17 +247,23 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 	w->w_has_stream = false;
 	w->w_had_prev = false;
 	if (s->s_closing) {
-		log_debug(SUP_MOD, "worker exited worker=%d pid=%d reason=\"%s\"",
+		log_debug(SUP_MOD,
+		          "worker exited worker=%d pid=%d reason=\"%s\"",
 		          w->w_id, d.pid, reason);
 		return;
 	}
 	if (!w->w_killed && code == 2) {
 		w->w_fatal = true;
 		d.fatal = true;
-		log_error(SUP_MOD, "worker exited with a fatal configuration error, not respawned worker=%d pid=%d",
+		log_error(SUP_MOD,
+		          "worker exited with a fatal configuration error, not "
+		          "respawned worker=%d pid=%d",
 		          w->w_id, d.pid);
 		if (supervisor_failed(s))
-			log_error(SUP_MOD, "no worker can serve: the pool has failed workers=%d", s->s_n);
+			log_error(SUP_MOD,
+			          "no worker can serve: the pool has failed "
+			          "workers=%d",
+			          s->s_n);
 	} else {
 		struct timeval tv;
 
@@ -294,9 +274,13 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 		tv.tv_sec = d.respawn_ms / 1000;
 		tv.tv_usec = (d.respawn_ms % 1000) * 1000;
 		evtimer_add(w->w_ev_respawn, &tv);
-		log_warn(SUP_MOD, "worker died worker=%d pid=%d gen=%u reason=\"%s\" uptime_ms=%lld respawn_ms=%lld stream=%d in_flight=%u",
-		         w->w_id, d.pid, d.generation, reason, (long long)uptime_ms,
-		         (long long)d.respawn_ms, d.had_stream ? (int)d.stream : -1, in_flight);
+		log_warn(
+		    SUP_MOD,
+		    "worker died worker=%d pid=%d gen=%u reason=\"%s\" "
+		    "uptime_ms=%lld respawn_ms=%lld stream=%d in_flight=%u",
+		    w->w_id, d.pid, d.generation, reason, (long long)uptime_ms,
+		    (long long)d.respawn_ms, d.had_stream ? (int)d.stream : -1,
+		    in_flight);
 	}
 	if (s->s_cfg.cb.on_death)
 		s->s_cfg.cb.on_death(s->s_cfg.cb_arg, &d);
@@ -308,7 +292,7 @@ sup_check_reap(struct sup_worker *w)
 	int64_t now = clock_now_ns();
 	int code, sig;
 
-	if (w->w_pid > 0 && sup_try_reap(w, &code, &sig))
+	if (w->w_pid > 0 && workerproc_reap(w->w_pid, &code, &sig))
 		sup_reaped(w, code, sig, now);
 }
 
@@ -343,12 +327,6 @@ sup_enable_sigchld(supervisor *s)
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-static int
-sup_pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -414,7 +392,8 @@ sup_ping(struct sup_worker *w)
 
 /* The first op of `kind` matching (stream, key); key is ignored for PARAMS. */
 static int
-sup_op_find(const struct sup_worker *w, uint8_t kind, uint32_t stream, uint64_t key)
+sup_op_find(const struct sup_worker *w, uint8_t kind, uint32_t stream,
+            uint64_t key)
 {
 	for (unsigned i = 0; i < w->w_nops; i++) {
 		const struct sup_op *o = &w->w_ops[i];
@@ -425,7 +404,8 @@ sup_op_find(const struct sup_worker *w, uint8_t kind, uint32_t stream, uint64_t 
 			return (int)i;
 		if (kind == SUP_OP_PARAMS && o->stream == stream)
 			return (int)i;
-		if (kind == SUP_OP_FRAME && o->stream == stream && o->key == key)
+		if (kind == SUP_OP_FRAME && o->stream == stream &&
+		    o->key == key)
 			return (int)i;
 	}
 	return -1;
@@ -443,8 +423,9 @@ sup_op_done(struct sup_worker *w, int i)
 
 	for (unsigned k = 0; k < w->w_nops; k++) {
 		const struct sup_op *o = &w->w_ops[k];
-		bool drop = (int)k == i ||
-		            ((int)k < i && (o->kind == SUP_OP_START || o->kind == SUP_OP_STOP));
+		bool drop =
+		    (int)k == i || ((int)k < i && (o->kind == SUP_OP_START ||
+		                                   o->kind == SUP_OP_STOP));
 
 		if (drop) {
 			if (out == 0)
@@ -479,7 +460,8 @@ supervisor_send(supervisor *s, int worker, const struct msg *m)
 	if (m->type == MSG_SHUTDOWN) {
 		if (w->w_state == SUPERVISOR_STARTING)
 			return -ENOTCONN;
-	} else if (w->w_state != SUPERVISOR_IDLE && w->w_state != SUPERVISOR_BUSY) {
+	} else if (w->w_state != SUPERVISOR_IDLE &&
+	           w->w_state != SUPERVISOR_BUSY) {
 		return -ENOTCONN;
 	}
 	switch (m->type) {
@@ -513,7 +495,8 @@ supervisor_send(supervisor *s, int worker, const struct msg *m)
 	default:
 		break;
 	}
-	if ((m->type == MSG_FRAME || m->type == MSG_PARAMS || m->type == MSG_AUDIO) &&
+	if ((m->type == MSG_FRAME || m->type == MSG_PARAMS ||
+	     m->type == MSG_AUDIO) &&
 	    (!w->w_has_stream || stream != w->w_stream))
 		return -EINVAL;
 	if (w->w_nops + need > SUP_MAX_OPS)
@@ -521,7 +504,8 @@ supervisor_send(supervisor *s, int worker, const struct msg *m)
 	if ((rv = sup_encode_send(s, w, m)) != 0)
 		return rv;
 	if (need)
-		sup_push_op(w, kind, stream, kind == SUP_OP_FRAME ? m->u.frame.seq : 0);
+		sup_push_op(w, kind, stream,
+		            kind == SUP_OP_FRAME ? m->u.frame.seq : 0);
 	if (m->type == MSG_STREAM_START) {
 		w->w_has_stream = true;
 		w->w_stream = stream;
@@ -549,12 +533,15 @@ sup_violation(struct sup_worker *w, const char *what, const char *type)
 
 	w->w_violations++;
 	s->s_violations++;
-	log_warn(SUP_MOD, "protocol violation worker=%d pid=%d what=\"%s\" type=%s count=%u",
-	         w->w_id, w->w_pid, what, type, w->w_violations);
+	log_warn(
+	    SUP_MOD,
+	    "protocol violation worker=%d pid=%d what=\"%s\" type=%s count=%u",
+	    w->w_id, w->w_pid, what, type, w->w_violations);
 	if (w->w_violations >= s->s_cfg.max_violations) {
 		char reason[96];
 
-		snprintf(reason, sizeof(reason), "protocol violations: %u", w->w_violations);
+		snprintf(reason, sizeof(reason), "protocol violations: %u",
+		         w->w_violations);
 		sup_kill(w, reason);
 		return false;
 	}
@@ -574,12 +561,14 @@ sup_on_hello(struct sup_worker *w, const struct msg_hello *h)
 	if (w->w_state != SUPERVISOR_STARTING)
 		return sup_violation(w, "HELLO twice", "HELLO");
 	if (h->worker_id != (uint32_t)w->w_id || h->pid != (uint32_t)w->w_pid)
-		return sup_violation(w, "HELLO with a wrong worker id or pid", "HELLO");
+		return sup_violation(w, "HELLO with a wrong worker id or pid",
+		                     "HELLO");
 	w->w_abi = h->abi_version;
 	w->w_vformat = h->video_format;
 	w->w_vmem = h->video_mem;
 	w->w_caps = h->caps;
-	sup_copy_str(w->w_plugin, sizeof(w->w_plugin), h->plugin_name.ptr, h->plugin_name.len);
+	sup_copy_str(w->w_plugin, sizeof(w->w_plugin), h->plugin_name.ptr,
+	             h->plugin_name.len);
 	sup_set_state(w, SUPERVISOR_LOADING);
 	sup_arm(w);
 	return true;
@@ -590,13 +579,15 @@ sup_on_ready_msg(struct sup_worker *w, const struct msg_ready *r)
 {
 	supervisor *s = w->w_sup;
 
-	if (w->w_state != SUPERVISOR_LOADING || r->worker_id != (uint32_t)w->w_id)
+	if (w->w_state != SUPERVISOR_LOADING ||
+	    r->worker_id != (uint32_t)w->w_id)
 		return sup_violation(w, "READY out of order", "READY");
 	w->w_init_ms = r->init_ms;
 	sup_set_state(w, SUPERVISOR_IDLE);
 	w->w_ping_ns = clock_now_ns();
 	sup_arm(w);
-	log_info(SUP_MOD, "worker ready worker=%d pid=%d gen=%u plugin=%s init_ms=%u",
+	log_info(SUP_MOD,
+	         "worker ready worker=%d pid=%d gen=%u plugin=%s init_ms=%u",
 	         w->w_id, w->w_pid, w->w_gen, w->w_plugin, r->init_ms);
 	if (s->s_cfg.cb.on_ready)
 		s->s_cfg.cb.on_ready(s->s_cfg.cb_arg, w->w_id);
@@ -620,18 +611,23 @@ sup_on_msg(void *arg, const void *buf, size_t len)
 	if (msg_decode(buf, len, &m) != 0)
 		return sup_violation(w, "undecodable message", "?");
 	if (!msg_is_from_worker(m.type))
-		return sup_violation(w, "gateway-to-worker type from a worker", msg_type_name(m.type));
-	if (m.type != MSG_HELLO && m.type != MSG_ERROR && w->w_state == SUPERVISOR_STARTING)
-		return sup_violation(w, "message before HELLO", msg_type_name(m.type));
+		return sup_violation(w, "gateway-to-worker type from a worker",
+		                     msg_type_name(m.type));
+	if (m.type != MSG_HELLO && m.type != MSG_ERROR &&
+	    w->w_state == SUPERVISOR_STARTING)
+		return sup_violation(w, "message before HELLO",
+		                     msg_type_name(m.type));
 	switch (m.type) {
 	case MSG_HELLO:
 		return sup_on_hello(w, &m.u.hello);
 	case MSG_READY:
 		return sup_on_ready_msg(w, &m.u.ready);
 	case MSG_RESULT:
-		i = sup_op_find(w, SUP_OP_FRAME, m.u.result.stream, m.u.result.seq);
+		i = sup_op_find(w, SUP_OP_FRAME, m.u.result.stream,
+		                m.u.result.seq);
 		if (i < 0)
-			return sup_violation(w, "RESULT for no frame in flight", "RESULT");
+			return sup_violation(w, "RESULT for no frame in flight",
+			                     "RESULT");
 		w->w_frames++;
 		sup_op_done(w, i);
 		if (cb->on_result)
@@ -640,7 +636,8 @@ sup_on_msg(void *arg, const void *buf, size_t len)
 	case MSG_DROP:
 		i = sup_op_find(w, SUP_OP_FRAME, m.u.drop.stream, m.u.drop.seq);
 		if (i < 0)
-			return sup_violation(w, "DROP for no frame in flight", "DROP");
+			return sup_violation(w, "DROP for no frame in flight",
+			                     "DROP");
 		sup_op_done(w, i);
 		if (cb->on_drop)
 			cb->on_drop(ca, w->w_id, &m.u.drop);
@@ -648,7 +645,8 @@ sup_on_msg(void *arg, const void *buf, size_t len)
 	case MSG_PARAMS_ACK:
 		i = sup_op_find(w, SUP_OP_PARAMS, m.u.params_ack.stream, 0);
 		if (i < 0)
-			return sup_violation(w, "PARAMS_ACK for no PARAMS", "PARAMS_ACK");
+			return sup_violation(w, "PARAMS_ACK for no PARAMS",
+			                     "PARAMS_ACK");
 		sup_op_done(w, i);
 		if (cb->on_params_ack)
 			cb->on_params_ack(ca, w->w_id, &m.u.params_ack);
@@ -661,14 +659,16 @@ sup_on_msg(void *arg, const void *buf, size_t len)
 		break;
 	case MSG_AUDIO_OUT:
 		if (!sup_stream_ok(w, m.u.audio_out.stream))
-			return sup_violation(w, "AUDIO_OUT for another stream", "AUDIO_OUT");
+			return sup_violation(w, "AUDIO_OUT for another stream",
+			                     "AUDIO_OUT");
 		if (cb->on_audio_out)
 			cb->on_audio_out(ca, w->w_id, &m.u.audio_out);
 		break;
 	case MSG_ERROR:
 		sup_copy_str(w->w_err_msg, sizeof(w->w_err_msg),
 		             m.u.error.message.ptr, m.u.error.message.len);
-		snprintf(w->w_last_error, sizeof(w->w_last_error), "%s", w->w_err_msg);
+		snprintf(w->w_last_error, sizeof(w->w_last_error), "%s",
+		         w->w_err_msg);
 		if (cb->on_error)
 			cb->on_error(ca, w->w_id, &m.u.error);
 		break;
@@ -681,7 +681,8 @@ sup_on_msg(void *arg, const void *buf, size_t len)
 			cb->on_data(ca, w->w_id, &m.u.data);
 		break;
 	default:
-		return sup_violation(w, "unexpected type", msg_type_name(m.type));
+		return sup_violation(w, "unexpected type",
+		                     msg_type_name(m.type));
 	}
 	return !w->w_killed && w->w_pid > 0;
 }
@@ -694,11 +695,19 @@ sup_op_deadline_ns(const supervisor *s, uint8_t kind)
 	unsigned ms;
 
 	switch (kind) {
-	case SUP_OP_FRAME: ms = s->s_cfg.frame_deadline_ms; break;
-	case SUP_OP_PARAMS: ms = s->s_cfg.params_deadline_ms; break;
+	case SUP_OP_FRAME:
+		ms = s->s_cfg.frame_deadline_ms;
+		break;
+	case SUP_OP_PARAMS:
+		ms = s->s_cfg.params_deadline_ms;
+		break;
 	case SUP_OP_START:
-	case SUP_OP_STOP: ms = s->s_cfg.start_deadline_ms; break;
-	default: ms = s->s_cfg.hang_ms; break;
+	case SUP_OP_STOP:
+		ms = s->s_cfg.start_deadline_ms;
+		break;
+	default:
+		ms = s->s_cfg.hang_ms;
+		break;
 	}
 	return (int64_t)ms * 1000000;
 }
@@ -721,7 +730,8 @@ sup_next_ns(const struct sup_worker *w)
 	case SUPERVISOR_IDLE:
 	case SUPERVISOR_BUSY:
 		if (w->w_nops)
-			return w->w_op_base_ns + sup_op_deadline_ns(s, w->w_ops[0].kind);
+			return w->w_op_base_ns +
+			       sup_op_deadline_ns(s, w->w_ops[0].kind);
 		return w->w_ping_ns + (int64_t)s->s_cfg.ping_ms * 1000000;
 	default:
 		return -1;
@@ -765,11 +775,13 @@ sup_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (w->w_state) {
 	case SUPERVISOR_STARTING:
-		snprintf(reason, sizeof(reason), "no HELLO in %u ms", s->s_cfg.hello_ms);
+		snprintf(reason, sizeof(reason), "no HELLO in %u ms",
+		         s->s_cfg.hello_ms);
 		sup_kill(w, reason);
 		return;
 	case SUPERVISOR_LOADING:
-		snprintf(reason, sizeof(reason), "no READY (init) in %u ms", s->s_cfg.ready_ms);
+		snprintf(reason, sizeof(reason), "no READY (init) in %u ms",
+		         s->s_cfg.ready_ms);
 		sup_kill(w, reason);
 		return;
 	default:
@@ -782,22 +794,26 @@ sup_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (w->w_ops[0].kind) {
 	case SUP_OP_FRAME:
-		snprintf(reason, sizeof(reason), "frame deadline %u ms exceeded stream=%u seq=%llu",
+		snprintf(reason, sizeof(reason),
+		         "frame deadline %u ms exceeded stream=%u seq=%llu",
 		         s->s_cfg.frame_deadline_ms, w->w_ops[0].stream,
 		         (unsigned long long)w->w_ops[0].key);
 		break;
 	case SUP_OP_PARAMS:
-		snprintf(reason, sizeof(reason), "params deadline %u ms exceeded stream=%u",
+		snprintf(reason, sizeof(reason),
+		         "params deadline %u ms exceeded stream=%u",
 		         s->s_cfg.params_deadline_ms, w->w_ops[0].stream);
 		break;
 	case SUP_OP_START:
 	case SUP_OP_STOP:
-		snprintf(reason, sizeof(reason), "stream %s deadline %u ms exceeded stream=%u",
+		snprintf(reason, sizeof(reason),
+		         "stream %s deadline %u ms exceeded stream=%u",
 		         w->w_ops[0].kind == SUP_OP_START ? "start" : "stop",
 		         s->s_cfg.start_deadline_ms, w->w_ops[0].stream);
 		break;
 	default:
-		snprintf(reason, sizeof(reason), "hung: no PONG in %u ms", s->s_cfg.hang_ms);
+		snprintf(reason, sizeof(reason), "hung: no PONG in %u ms",
+		         s->s_cfg.hang_ms);
 		break;
 	}
 	sup_kill(w, reason);
@@ -805,135 +821,65 @@ sup_on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- spawning ----------------------------------------------------------- */
 
-/*
- * The child between fork and exec: async-signal-safe calls only. Own
- * process group, default signals, parent-death signal (kept across exec;
- * the worker sets it again itself), no new privileges, the ring at fd 3 and
- * nothing else above 2.
- */
-static void __attribute__((noreturn))
-sup_child(const struct sup_worker *w, pid_t parent, char **argv, char **envp)
+/* Watches w's exit through a pidfd, else through SIGCHLD. */
+static void
+sup_watch(struct sup_worker *w)
 {
-	struct sigaction sa;
-	sigset_t none;
-	int first = 3;
+	supervisor *s = w->w_sup;
 
-	setpgid(0, 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	if (w->w_ring_fd >= 0) {
-		if (w->w_ring_fd == SUP_RING_FD)
-			fcntl(SUP_RING_FD, F_SETFD, 0);
-		else if (dup2(w->w_ring_fd, SUP_RING_FD) < 0)
-			_exit(2);
-		first = SUP_RING_FD + 1;
+	w->w_pidfd = s->s_use_pidfd ? workerproc_pidfd(w->w_pid) : -1;
+	if (w->w_pidfd >= 0) {
+		w->w_ev_pid = event_new(s->s_base, w->w_pidfd,
+		                        EV_READ | EV_PERSIST, sup_on_pidfd, w);
+		if (w->w_ev_pid && event_add(w->w_ev_pid, NULL) == 0)
+			return;
+		if (w->w_ev_pid)
+			event_free(w->w_ev_pid);
+		w->w_ev_pid = NULL;
+		close(w->w_pidfd);
+		w->w_pidfd = -1;
 	}
-	if (syscall(SYS_close_range, (unsigned)first, ~0u, 0) != 0)
-		for (int fd = first; fd < 65536; fd++)
-			close(fd);
-	execve(w->w_sup->s_worker_path, argv, envp);
-	_exit(2); /* the worker binary is unusable: fatal configuration */
-}
-
-/*
- * environ plus CT_PARENT_PID (the worker's parent-death check) and, when
- * gpu >= 0, CUDA_VISIBLE_DEVICES=gpu (the worker then sees it as device 0).
- */
-static char **
-sup_build_env(int gpu, pid_t parent, char *cvd, size_t cvd_cap, char *ppid, size_t ppid_cap)
-{
-	size_t n = 0, k = 0;
-	char **env;
-
-	while (environ[n])
-		n++;
-	env = calloc(n + 3, sizeof(*env));
-	if (!env)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (gpu >= 0 && strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) == 0)
-			continue;
-		if (strncmp(environ[i], "CT_PARENT_PID=", 14) == 0)
-			continue;
-		env[k++] = environ[i];
-	}
-	snprintf(ppid, ppid_cap, "CT_PARENT_PID=%d", (int)parent);
-	env[k++] = ppid;
-	if (gpu >= 0) {
-		snprintf(cvd, cvd_cap, "CUDA_VISIBLE_DEVICES=%d", gpu);
-		env[k++] = cvd;
-	}
-	env[k] = NULL;
-	return env;
+	if (s->s_use_pidfd)
+		log_warn(SUP_MOD,
+		         "no pidfd for worker, using SIGCHLD worker=%d pid=%d",
+		         w->w_id, w->w_pid);
+	if (sup_enable_sigchld(s) < 0)
+		log_error(SUP_MOD, "cannot watch worker exits worker=%d",
+		          w->w_id);
 }
 
 static int
 sup_spawn(struct sup_worker *w)
 {
 	supervisor *s = w->w_sup;
-	char url[PATH_MAX], idb[16], gpub[16], memb[24], ringb[16], cvd[48], ppid[32];
-	char *argv[24], **envp;
-	int a = 0, rv;
+	struct workerproc_spec sp;
+	char url[PATH_MAX];
 	pid_t pid;
+	int rv;
 
 	w->w_gen++;
-	snprintf(url, sizeof(url), "ipc://%s/w%d-%u.ipc", s->s_ipc_dir, w->w_id, w->w_gen);
-	rv = workerconn_create(&w->w_conn, s->s_base, url, SUP_MAX_RECV, sup_on_msg, w);
+	snprintf(url, sizeof(url), "ipc://%s/w%d-%u.ipc", s->s_ipc_dir, w->w_id,
+	         w->w_gen);
+	rv = workerconn_create(&w->w_conn, s->s_base, url, SUP_MAX_RECV,
+	                       sup_on_msg, w);
 	if (rv < 0)
 		return rv;
-	snprintf(idb, sizeof(idb), "%d", w->w_id);
-	snprintf(gpub, sizeof(gpub), "%d", w->w_gpu >= 0 ? 0 : -1); /* ordinal among visible */
-	snprintf(ringb, sizeof(ringb), "%d", SUP_RING_FD);
-	snprintf(memb, sizeof(memb), "%d", s->s_cfg.mem_limit_mb);
-	argv[a++] = s->s_worker_path;
-	argv[a++] = "--id";
-	argv[a++] = idb;
-	argv[a++] = "--url";
-	argv[a++] = url;
-	if (w->w_ring_fd >= 0) {
-		argv[a++] = "--ring-fd";
-		argv[a++] = ringb;
+	sp = (struct workerproc_spec){
+	    .path = s->s_worker_path,
+	    .id = w->w_id,
+	    .url = url,
+	    .ring_fd = w->w_ring_fd,
+	    .processor = s->s_processor,
+	    .processor_config = s->s_pconfig,
+	    .gpu = w->w_gpu,
+	    .log_level = s->s_log_level,
+	    .mem_limit_mb = s->s_cfg.mem_limit_mb,
+	    .parent = s->s_self,
+	};
+	if ((rv = workerproc_spawn(&sp, &pid)) < 0) {
+		workerconn_destroy(&w->w_conn);
+		return rv;
 	}
-	argv[a++] = "--processor";
-	argv[a++] = s->s_processor;
-	if (s->s_pconfig) {
-		argv[a++] = "--processor-config";
-		argv[a++] = s->s_pconfig;
-	}
-	argv[a++] = "--gpu";
-	argv[a++] = gpub;
-	if (s->s_log_level) {
-		argv[a++] = "--log-level";
-		argv[a++] = s->s_log_level;
-	}
-	if (s->s_cfg.mem_limit_mb > 0) {
-		argv[a++] = "--mem-limit-mb";
-		argv[a++] = memb;
-	}
-	argv[a] = NULL;
-	envp = sup_build_env(w->w_gpu, s->s_self, cvd, sizeof(cvd), ppid, sizeof(ppid));
-	if (!envp) {
-		rv = -ENOMEM;
-		goto err_close_conn;
-	}
-	pid = fork();
-	if (pid < 0) {
-		rv = -errno;
-		goto err_free_env;
-	}
-	if (pid == 0)
-		sup_child(w, s->s_self, argv, envp);
-	free(envp);
-	setpgid(pid, pid); /* also here: no window where the group is missing */
 	w->w_pid = pid;
 	w->w_last_pid = pid;
 	w->w_killed = false;
@@ -945,35 +891,17 @@ sup_spawn(struct sup_worker *w)
 	if (w->w_gen > 1)
 		w->w_restarts++;
 	sup_set_state(w, SUPERVISOR_STARTING);
-	w->w_pidfd = s->s_use_pidfd ? sup_pidfd_open(pid) : -1;
-	if (w->w_pidfd >= 0) {
-		w->w_ev_pid = event_new(s->s_base, w->w_pidfd, EV_READ | EV_PERSIST, sup_on_pidfd, w);
-		if (!w->w_ev_pid || event_add(w->w_ev_pid, NULL) != 0) {
-			if (w->w_ev_pid)
-				event_free(w->w_ev_pid);
-			w->w_ev_pid = NULL;
-			close(w->w_pidfd);
-			w->w_pidfd = -1;
-		}
-	}
+	sup_watch(w);
 	if (w->w_pidfd < 0) {
-		if (s->s_use_pidfd)
-			log_warn(SUP_MOD, "no pidfd for worker, using SIGCHLD worker=%d pid=%d", w->w_id, pid);
-		if (sup_enable_sigchld(s) < 0)
-			log_error(SUP_MOD, "cannot watch worker exits worker=%d", w->w_id);
-		sup_check_reap(w); /* it may have died before the handler was in */
+		/* It may have died before SIGCHLD was watched. */
+		sup_check_reap(w);
 		if (w->w_pid <= 0)
 			return 0;
 	}
 	sup_arm(w);
-	log_info(SUP_MOD, "worker spawned worker=%d pid=%d gen=%u gpu=%d", w->w_id, pid, w->w_gen, w->w_gpu);
+	log_info(SUP_MOD, "worker spawned worker=%d pid=%d gen=%u gpu=%d",
+	         w->w_id, pid, w->w_gen, w->w_gpu);
 	return 0;
-
-err_free_env:
-	free(envp);
-err_close_conn:
-	workerconn_destroy(&w->w_conn);
-	return rv;
 }
 
 /* Spawns w; a failure counts as a crash and is retried after the backoff. */
@@ -991,9 +919,11 @@ sup_spawn_or_retry(struct sup_worker *w)
 	ms = sup_backoff_ms(s, w->w_crashes);
 	if (ms < s->s_cfg.backoff_min_ms)
 		ms = s->s_cfg.backoff_min_ms;
-	snprintf(w->w_last_error, sizeof(w->w_last_error), "spawn failed: %s", strerror(-rv));
+	snprintf(w->w_last_error, sizeof(w->w_last_error), "spawn failed: %s",
+	         strerror(-rv));
 	sup_set_state(w, SUPERVISOR_DEAD);
-	log_error(SUP_MOD, "cannot spawn worker worker=%d err=\"%s\" retry_ms=%lld",
+	log_error(SUP_MOD,
+	          "cannot spawn worker worker=%d err=\"%s\" retry_ms=%lld",
 	          w->w_id, strerror(-rv), (long long)ms);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
@@ -1086,8 +1016,9 @@ supervisor_create(supervisor **out, struct event_base *base,
 	int rv, fd;
 
 	*out = NULL;
-	if (!base || !cfg || cfg->nworkers <= 0 || cfg->nworkers > SUP_MAX_WORKERS ||
-	    !cfg->processor || cfg->spares < 0 || cfg->mem_limit_mb < 0)
+	if (!base || !cfg || cfg->nworkers <= 0 ||
+	    cfg->nworkers > SUP_MAX_WORKERS || !cfg->processor ||
+	    cfg->spares < 0 || cfg->mem_limit_mb < 0)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -1102,7 +1033,8 @@ supervisor_create(supervisor **out, struct event_base *base,
 	c->hello_ms = sup_def(c->hello_ms, 30000);
 	c->ready_ms = sup_def(c->ready_ms, 300000);
 	c->frame_deadline_ms = sup_def(c->frame_deadline_ms, 5000);
-	c->params_deadline_ms = sup_def(c->params_deadline_ms, c->frame_deadline_ms);
+	c->params_deadline_ms =
+	    sup_def(c->params_deadline_ms, c->frame_deadline_ms);
 	c->start_deadline_ms = sup_def(c->start_deadline_ms, 10000);
 	c->backoff_min_ms = sup_def(c->backoff_min_ms, 100);
 	c->backoff_max_ms = sup_def(c->backoff_max_ms, 10000);
@@ -1111,7 +1043,8 @@ supervisor_create(supervisor **out, struct event_base *base,
 	c->max_violations = sup_def(c->max_violations, 5);
 	s->s_self = getpid();
 	s->s_n = cfg->nworkers;
-	s->s_worker_path = cfg->worker_path ? strdup(cfg->worker_path) : sup_default_worker_path();
+	s->s_worker_path = cfg->worker_path ? strdup(cfg->worker_path)
+	                                    : sup_default_worker_path();
 	s->s_processor = sup_strdup_or_null(cfg->processor, &fail);
 	s->s_pconfig = sup_strdup_or_null(cfg->processor_config, &fail);
 	s->s_log_level = sup_strdup_or_null(cfg->log_level, &fail);
@@ -1128,7 +1061,8 @@ supervisor_create(supervisor **out, struct event_base *base,
 	}
 	if (access(s->s_worker_path, X_OK) != 0) {
 		rv = -errno;
-		log_error(SUP_MOD, "worker program not executable path=%s err=\"%s\"",
+		log_error(SUP_MOD,
+		          "worker program not executable path=%s err=\"%s\"",
 		          s->s_worker_path, strerror(errno));
 		goto err_free;
 	}
@@ -1161,7 +1095,9 @@ supervisor_create(supervisor **out, struct event_base *base,
 		w->w_gpu = cfg->gpus ? cfg->gpus[i] : -1;
 		w->w_state = SUPERVISOR_DEAD;
 		fd = cfg->ring_fds ? cfg->ring_fds[i] : -1;
-		if (fd >= 0 && (w->w_ring_fd = fcntl(fd, F_DUPFD_CLOEXEC, SUP_RING_FD + 1)) < 0) {
+		if (fd >= 0 &&
+		    (w->w_ring_fd = fcntl(fd, F_DUPFD_CLOEXEC,
+		                          WORKERPROC_RING_FD + 1)) < 0) {
 			rv = -errno;
 			goto err_free;
 		}
@@ -1174,7 +1110,7 @@ supervisor_create(supervisor **out, struct event_base *base,
 	}
 	s->s_use_pidfd = !cfg->no_pidfd;
 	if (s->s_use_pidfd) {
-		fd = sup_pidfd_open(getpid());
+		fd = workerproc_pidfd(getpid());
 		if (fd < 0)
 			s->s_use_pidfd = false;
 		else
@@ -1198,7 +1134,9 @@ supervisor_start(supervisor *s)
 	if (s->s_started || s->s_closing)
 		return -EALREADY;
 	s->s_started = true;
-	log_info(SUP_MOD, "starting worker pool workers=%d spares=%d worker=%s processor=%s death_watch=%s",
+	log_info(SUP_MOD,
+	         "starting worker pool workers=%d spares=%d worker=%s "
+	         "processor=%s death_watch=%s",
 	         s->s_n, s->s_cfg.spares, s->s_worker_path, s->s_processor,
 	         s->s_use_pidfd ? "pidfd" : "sigchld");
 	for (int i = 0; i < s->s_n; i++)
@@ -1211,7 +1149,8 @@ supervisor_kill(supervisor *s, int worker, const char *reason)
 {
 	if (!s || worker < 0 || worker >= s->s_n)
 		return -EINVAL;
-	return sup_kill(&s->s_w[worker], reason ? reason : "killed by the gateway");
+	return sup_kill(&s->s_w[worker],
+	                reason ? reason : "killed by the gateway");
 }
 
 int
@@ -1223,10 +1162,12 @@ supervisor_pick(const supervisor *s)
 		const struct sup_worker *w = &s->s_w[i];
 		int load = 0;
 
-		if (w->w_state != SUPERVISOR_IDLE || w->w_killed || w->w_pid <= 0)
+		if (w->w_state != SUPERVISOR_IDLE || w->w_killed ||
+		    w->w_pid <= 0)
 			continue;
 		for (int k = 0; k < s->s_n; k++)
-			load += s->s_w[k].w_gpu == w->w_gpu && s->s_w[k].w_state == SUPERVISOR_BUSY;
+			load += s->s_w[k].w_gpu == w->w_gpu &&
+			        s->s_w[k].w_state == SUPERVISOR_BUSY;
 		if (load < best_load) {
 			best_load = load;
 			best = i;
@@ -1275,7 +1216,8 @@ supervisor_violations(const supervisor *s)
 }
 
 int
-supervisor_info(const supervisor *s, int worker, struct supervisor_worker_info *out)
+supervisor_info(const supervisor *s, int worker,
+                struct supervisor_worker_info *out)
 {
 	const struct sup_worker *w;
 
@@ -1302,7 +1244,8 @@ supervisor_info(const supervisor *s, int worker, struct supervisor_worker_info *
 	out->abi_version = w->w_abi;
 	out->init_ms = w->w_init_ms;
 	snprintf(out->plugin_name, sizeof(out->plugin_name), "%s", w->w_plugin);
-	snprintf(out->last_error, sizeof(out->last_error), "%s", w->w_last_error);
+	snprintf(out->last_error, sizeof(out->last_error), "%s",
+	         w->w_last_error);
 	return 0;
 }
 
@@ -1319,20 +1262,22 @@ supervisor_json(const supervisor *s)
 		json_t *o, *stream;
 
 		if (w->w_has_stream && s->s_cfg.cb.stream_name)
-			name = s->s_cfg.cb.stream_name(s->s_cfg.cb_arg, w->w_stream);
+			name = s->s_cfg.cb.stream_name(s->s_cfg.cb_arg,
+			                               w->w_stream);
 		if (!w->w_has_stream)
 			stream = json_null();
 		else
-			stream = name ? json_string(name) : json_integer(w->w_stream);
-		o = json_pack("{s:i, s:o, s:i, s:s, s:o, s:i, s:I, s:o}",
-		              "id", w->w_id,
-		              "pid", w->w_pid > 0 ? json_integer(w->w_pid) : json_null(),
-		              "gpu", w->w_gpu,
-		              "state", supervisor_state_name(w->w_state),
-		              "stream", stream ? stream : json_null(),
-		              "restarts", (int)w->w_restarts,
-		              "frames", (json_int_t)w->w_frames,
-		              "last_error", w->w_last_error[0] ? json_string(w->w_last_error) : json_null());
+			stream = name ? json_string(name)
+			              : json_integer(w->w_stream);
+		o = json_pack(
+		    "{s:i, s:o, s:i, s:s, s:o, s:i, s:I, s:o}", "id", w->w_id,
+		    "pid", w->w_pid > 0 ? json_integer(w->w_pid) : json_null(),
+		    "gpu", w->w_gpu, "state", supervisor_state_name(w->w_state),
+		    "stream", stream ? stream : json_null(), "restarts",
+		    (int)w->w_restarts, "frames", (json_int_t)w->w_frames,
+		    "last_error",
+		    w->w_last_error[0] ? json_string(w->w_last_error)
+		                       : json_null());
 		if (!o || json_array_append_new(arr, o) != 0)
 			goto err_free;
 	}
@@ -1356,7 +1301,8 @@ supervisor_close(supervisor *s)
 	if (!s || s->s_closing)
 		return;
 	s->s_closing = true;
-	s->s_close_deadline_ns = clock_now_ns() + (int64_t)s->s_cfg.shutdown_ms * 1000000;
+	s->s_close_deadline_ns =
+	    clock_now_ns() + (int64_t)s->s_cfg.shutdown_ms * 1000000;
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_SHUTDOWN;
 	m.u.shutdown.reason = msg_cstr("gateway shutdown");
@@ -1367,7 +1313,8 @@ supervisor_close(supervisor *s)
 		w->w_nops = 0;
 		if (w->w_pid <= 0 || w->w_killed)
 			continue;
-		if (w->w_state == SUPERVISOR_STARTING || sup_encode_send(s, w, &m) != 0)
+		if (w->w_state == SUPERVISOR_STARTING ||
+		    sup_encode_send(s, w, &m) != 0)
 			sup_kill(w, "shutdown");
 		sup_arm(w);
 	}
@@ -1410,27 +1357,36 @@ supervisor_stop(supervisor *s)
 			break;
 		now = clock_now_ns();
 		if (give_up && now >= give_up) {
-			log_error(SUP_MOD, "workers not reaped after SIGKILL alive=%d", alive);
+			log_error(SUP_MOD,
+			          "workers not reaped after SIGKILL alive=%d",
+			          alive);
 			break;
 		}
 		if (!give_up && now >= kill_at) {
 			for (int i = 0; i < s->s_n; i++) {
-				if (s->s_w[i].w_pid > 0 && !s->s_w[i].w_killed) {
-					sup_kill(&s->s_w[i], "no exit after SHUTDOWN");
+				if (s->s_w[i].w_pid > 0 &&
+				    !s->s_w[i].w_killed) {
+					sup_kill(&s->s_w[i],
+					         "no exit after SHUTDOWN");
 					killed++;
 				}
 			}
 			give_up = now + SUP_REAP_GRACE_NS;
 			continue;
 		}
-		wait_ms = (int)(((give_up ? give_up : kill_at) - now) / 1000000) + 1;
+		wait_ms =
+		    (int)(((give_up ? give_up : kill_at) - now) / 1000000) + 1;
+		/* Some are watched by SIGCHLD only: poll them. */
 		if (np < alive && wait_ms > 5)
-			wait_ms = 5; /* some are watched by SIGCHLD only: poll them */
+			wait_ms = 5;
 		poll(pfd, (nfds_t)np, wait_ms);
 	}
 	free(pfd);
 	if (killed)
-		log_warn(SUP_MOD, "killed workers that did not exit after SHUTDOWN count=%d", killed);
+		log_warn(
+		    SUP_MOD,
+		    "killed workers that did not exit after SHUTDOWN count=%d",
+		    killed);
 	s->s_stopped = true;
 	return killed;
 }

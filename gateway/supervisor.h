@@ -37,7 +37,7 @@ struct supervisor_death {
 	int exit_code;         /* >= 0 when it exited, -1 when signalled */
 	int signal;            /* the signal that ended it, or 0 */
 	const char *reason;    /* "exit 3", "signal 9", "hung: ...", ... */
-	bool killed;           /* the supervisor killed it (hang, deadline, protocol) */
+	bool killed;           /* killed by us (hang, deadline, protocol) */
 	bool fatal;            /* exit 2: never respawned */
 	int64_t detected_ns;   /* clock_now_ns() when the gateway knew */
 	int64_t respawn_ms;    /* delay before the respawn, -1: none */
@@ -57,8 +57,10 @@ struct supervisor_callbacks {
 	void (*on_ready)(void *arg, int worker);
 	void (*on_result)(void *arg, int worker, const struct msg_result *m);
 	void (*on_drop)(void *arg, int worker, const struct msg_drop *m);
-	void (*on_audio_out)(void *arg, int worker, const struct msg_audio_out *m);
-	void (*on_params_ack)(void *arg, int worker, const struct msg_params_ack *m);
+	void (*on_audio_out)(void *arg, int worker,
+	                     const struct msg_audio_out *m);
+	void (*on_params_ack)(void *arg, int worker,
+	                      const struct msg_params_ack *m);
 	void (*on_event)(void *arg, int worker, const struct msg_event *m);
 	void (*on_data)(void *arg, int worker, const struct msg_data *m);
 	void (*on_error)(void *arg, int worker, const struct msg_error *m);
@@ -69,24 +71,24 @@ struct supervisor_callbacks {
 	 * re-sending in-flight frames once. Not called after supervisor_close.
 	 */
 	void (*on_death)(void *arg, const struct supervisor_death *d);
-	/* Optional: names a stream in snapshots (GET /workers); NULL = number. */
+	/* Optional: a stream's name in GET /workers; NULL: its number. */
 	const char *(*stream_name)(void *arg, uint32_t stream);
 };
 
 /* Pool configuration; copied by supervisor_create. 0 means "the default". */
 struct supervisor_config {
 	int nworkers;               /* > 0 */
-	const int *gpus;            /* nworkers GPU indexes, -1 = host; NULL: all -1 */
-	const int *ring_fds;        /* nworkers ring fds (dup'ed in), -1: none; NULL: none */
+	const int *gpus;            /* per worker, -1 = host; NULL: all -1 */
+	const int *ring_fds;        /* per worker (dup'ed), -1/NULL: none */
 	const char *worker_path;    /* NULL: "worker" beside /proc/self/exe */
-	const char *ipc_dir;        /* NULL: a fresh 0700 directory, removed at destroy */
+	const char *ipc_dir;        /* NULL: new 0700 dir, removed at end */
 	const char *processor;      /* --processor PATH (required) */
-	const char *processor_config; /* --processor-config JSON, NULL: not passed */
+	const char *processor_config; /* --processor-config, NULL: none */
 	const char *log_level;      /* --log-level, NULL: not passed */
 	int mem_limit_mb;           /* --mem-limit-mb, 0: not passed */
-	int spares;                 /* workers kept free: capacity = nworkers - spares */
-	unsigned ping_ms;           /* PING interval while nothing is in flight (250) */
-	unsigned hang_ms;           /* no PONG within this: hung, killed (2000) */
+	int spares;                 /* capacity = nworkers - spares */
+	unsigned ping_ms;           /* PING interval, nothing in flight (250) */
+	unsigned hang_ms;           /* no PONG within this: hung (2000) */
 	unsigned hello_ms;          /* spawn -> HELLO (30000) */
 	unsigned ready_ms;          /* HELLO -> READY, i.e. init() (300000) */
 	unsigned frame_deadline_ms; /* FRAME -> RESULT|DROP (5000) */
@@ -94,7 +96,7 @@ struct supervisor_config {
 	unsigned start_deadline_ms; /* STREAM_START/STOP done (10000) */
 	unsigned backoff_min_ms;    /* 2nd restart in a row waits this (100) */
 	unsigned backoff_max_ms;    /* doubling up to this (10000) */
-	unsigned stable_ms;         /* up this long: crash count reset (30000) */
+	unsigned stable_ms;         /* up this long: crashes reset (30000) */
 	unsigned shutdown_ms;       /* SHUTDOWN -> exit, then SIGKILL (2000) */
 	unsigned max_violations;    /* protocol violations before a kill (5) */
 	bool no_pidfd;              /* force the SIGCHLD fallback (tests) */
@@ -112,7 +114,7 @@ struct supervisor_worker_info {
 	uint32_t stream;
 	bool fatal;                /* exited 2: never respawned */
 	unsigned restarts;         /* respawns so far */
-	unsigned violations;       /* protocol violations of the current process */
+	unsigned violations;       /* protocol violations, this process */
 	unsigned in_flight;        /* FRAMEs not answered yet */
 	uint32_t generation;
 	uint64_t frames;           /* RESULTs received, all generations */
@@ -163,7 +165,7 @@ int supervisor_kill(supervisor *s, int worker, const char *reason);
  */
 int supervisor_pick(const supervisor *s);
 
-/* Streams the pool may take at once: nworkers - spares (>= 1 when nworkers > 0). */
+/* Streams the pool may take at once: nworkers - spares, at least 1. */
 int supervisor_capacity(const supervisor *s);
 
 /* Number of workers in the table. */
@@ -207,7 +209,10 @@ void supervisor_close(supervisor *s);
  */
 int supervisor_stop(supervisor *s);
 
-/* Stops if needed and frees everything (sockets, fds, events, directory). NULL-safe. */
+/*
+ * Stops if needed and frees everything (sockets, fds, events, directory).
+ * NULL-safe; sets *p = NULL.
+ */
 void supervisor_destroy(supervisor **p);
 
 #endif

@@ -20,9 +20,9 @@
 
 #include "ipc.h"
 
-#define WORKERCONN_SENDBUF 128  /* messages queued towards the worker */
-#define WORKERCONN_QCAP    256  /* received, not yet handled; then backpressure */
-#define WORKERCONN_BATCH   64   /* handled per wake-up before yielding */
+#define WORKERCONN_SENDBUF 128 /* messages queued towards the worker */
+#define WORKERCONN_QCAP 256 /* received, not yet handled; then backpressure */
+#define WORKERCONN_BATCH 64 /* handled per wake-up before yielding */
 
 struct workerconn {
 	nng_socket wc_sock;
@@ -31,10 +31,10 @@ struct workerconn {
 	struct event *wc_ev;
 	workerconn_recv_fn wc_fn;
 	void *wc_arg;
-	pthread_mutex_t wc_mu;      /* guards the queue and the flags below */
+	pthread_mutex_t wc_mu; /* guards the queue and the flags below */
 	nng_msg *wc_q[WORKERCONN_QCAP];
 	unsigned wc_qhead, wc_qlen;
-	bool wc_stalled;            /* queue full: receive not re-armed */
+	bool wc_stalled; /* queue full: receive not re-armed */
 	bool wc_closing;
 };
 
@@ -146,7 +146,8 @@ workerconn_create(workerconn **out, struct event_base *base, const char *url,
 		rv = -errno;
 		goto err_free;
 	}
-	c->wc_ev = event_new(base, c->wc_efd, EV_READ | EV_PERSIST, workerconn_on_event, c);
+	c->wc_ev = event_new(base, c->wc_efd, EV_READ | EV_PERSIST,
+	                     workerconn_on_event, c);
 	if (!c->wc_ev || event_add(c->wc_ev, NULL) != 0) {
 		rv = -ENOMEM;
 		goto err_free_ev;
@@ -155,10 +156,13 @@ workerconn_create(workerconn **out, struct event_base *base, const char *url,
 		goto err_free_ev;
 	if ((rv = ipc_err(nng_pair0_open(&c->wc_sock))) < 0)
 		goto err_free_aio;
-	if ((rv = ipc_err(nng_socket_set_int(c->wc_sock, NNG_OPT_SENDBUF, WORKERCONN_SENDBUF))) < 0 ||
-	    (rv = ipc_err(nng_socket_set_size(c->wc_sock, NNG_OPT_RECVMAXSZ, max_recv))) < 0 ||
+	if ((rv = ipc_err(nng_socket_set_int(c->wc_sock, NNG_OPT_SENDBUF,
+	                                     WORKERCONN_SENDBUF))) < 0 ||
+	    (rv = ipc_err(nng_socket_set_size(c->wc_sock, NNG_OPT_RECVMAXSZ,
+	                                      max_recv))) < 0 ||
 	    (rv = ipc_err(nng_listener_create(&lst, c->wc_sock, url))) < 0 ||
-	    (rv = ipc_err(nng_listener_set_int(lst, NNG_OPT_IPC_PERMISSIONS, 0600))) < 0 ||
+	    (rv = ipc_err(nng_listener_set_int(lst, NNG_OPT_IPC_PERMISSIONS,
+	                                       0600))) < 0 ||
 	    (rv = ipc_err(nng_listener_start(lst, 0))) < 0)
 		goto err_close_sock;
 	nng_recv_aio(c->wc_sock, c->wc_aio);
@@ -183,7 +187,8 @@ int
 workerconn_send(workerconn *c, const void *buf, size_t len)
 {
 	/* nng_send copies and never writes through buf. */
-	return ipc_err(nng_send(c->wc_sock, (void *)buf, len, NNG_FLAG_NONBLOCK));
+	return ipc_err(
+	    nng_send(c->wc_sock, (void *)buf, len, NNG_FLAG_NONBLOCK));
 }
 
 void

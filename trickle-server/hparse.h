@@ -11,17 +11,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HPARSE_MAX_LINE    8192   /* request line; longer: -ENAMETOOLONG (414) */
+#define HPARSE_MAX_LINE    8192   /* request line; more: -ENAMETOOLONG (414) */
 #define HPARSE_MAX_HEAD    16384  /* whole head; larger: -EMSGSIZE (431) */
 #define HPARSE_MAX_HEADERS 100    /* more header lines: -EMSGSIZE (431) */
-#define HPARSE_MAX_VALUE   256    /* kept values (Content-Type...) are cut here */
+#define HPARSE_MAX_VALUE   256    /* kept values (Content-Type...) cut here */
 
 enum hparse_method {
 	HPARSE_OTHER = 0, HPARSE_GET, HPARSE_POST, HPARSE_DELETE, HPARSE_HEAD,
 	HPARSE_PUT, HPARSE_OPTIONS
 };
 
-enum hparse_body { HPARSE_BODY_NONE = 0, HPARSE_BODY_LENGTH, HPARSE_BODY_CHUNKED };
+enum hparse_body {
+	HPARSE_BODY_NONE = 0, HPARSE_BODY_LENGTH, HPARSE_BODY_CHUNKED
+};
 
 /* What the server needs from one request head. Strings are NUL-terminated. */
 struct hparse_req {
@@ -49,7 +51,7 @@ struct hparse_req {
  */
 int hparse_head(const char *buf, size_t len, struct hparse_req *out);
 
-/* Decoder state of one chunked body; zero it (or hparse_chunked_init) per body. */
+/* Decoder state of one chunked body; hparse_chunked_init it per body. */
 struct hparse_chunked {
 	int state;
 	uint64_t remaining;   /* bytes left in the current chunk */

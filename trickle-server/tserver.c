@@ -82,7 +82,7 @@ struct tserver {
 /* ---- segments ----------------------------------------------------------- */
 
 static struct tseg *
-tseg_new(int64_t seq)
+tserver_seg_new(int64_t seq)
 {
 	struct tseg *g = calloc(1, sizeof(*g));
 
@@ -96,7 +96,7 @@ tseg_new(int64_t seq)
 }
 
 static void
-tseg_unref(struct tseg *g)
+tserver_seg_unref(struct tseg *g)
 {
 	if (!g || --g->refs > 0)
 		return;
@@ -107,7 +107,7 @@ tseg_unref(struct tseg *g)
 }
 
 static int
-tseg_append(struct tseg *g, const uint8_t *p, size_t n)
+tserver_seg_append(struct tseg *g, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		size_t off = g->len % TSEG_PAGE, k;
@@ -138,12 +138,12 @@ tseg_append(struct tseg *g, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void tget_pump(struct tget *r);
-static void tpost_segment_closed(struct tpost *w);
+static void tserver_get_pump(struct tget *r);
+static void tserver_post_segment_closed(struct tpost *w);
 
 /* Wakes readers (new bytes or end) and, once closed, ends pending writers. */
 static void
-tseg_notify(struct tseg *g)
+tserver_seg_notify(struct tseg *g)
 {
 	struct tget *r, *rn;
 	struct tpost *w, *wn;
@@ -151,32 +151,32 @@ tseg_notify(struct tseg *g)
 	g->refs++;
 	for (r = TAILQ_FIRST(&g->readers); r; r = rn) {
 		rn = TAILQ_NEXT(r, link);
-		tget_pump(r);
+		tserver_get_pump(r);
 	}
 	if (g->closed) {
 		for (w = TAILQ_FIRST(&g->writers); w; w = wn) {
 			wn = TAILQ_NEXT(w, link);
-			tpost_segment_closed(w);
+			tserver_post_segment_closed(w);
 		}
 	}
-	tseg_unref(g);
+	tserver_seg_unref(g);
 }
 
 static void
-tseg_close(struct tseg *g, bool chan_closed)
+tserver_seg_close(struct tseg *g, bool chan_closed)
 {
 	if (g->closed)
 		return;
 	g->closed = true;
 	g->chan_closed = chan_closed;
 	g->latest = g->chan ? g->chan->next_write : g->seq + 1;
-	tseg_notify(g);
+	tserver_seg_notify(g);
 }
 
 /* ---- channels ----------------------------------------------------------- */
 
 static unsigned
-tchan_hash(const char *s)
+tserver_chan_hash(const char *s)
 {
 	uint32_t h = 2166136261u;
 
@@ -186,21 +186,22 @@ tchan_hash(const char *s)
 }
 
 static struct tchan *
-tchan_find(tserver *s, const char *name)
+tserver_chan_find(tserver *s, const char *name)
 {
 	struct tchan *c;
 
-	for (c = s->buckets[tchan_hash(name)]; c; c = c->hnext)
+	for (c = s->buckets[tserver_chan_hash(name)]; c; c = c->hnext)
 		if (strcmp(c->name, name) == 0)
 			return c;
 	return NULL;
 }
 
 static int
-tchan_create(tserver *s, const char *name, const char *mime, struct tchan **out)
+tserver_chan_create(tserver *s, const char *name, const char *mime,
+		    struct tchan **out)
 {
 	struct tchan *c;
-	unsigned h = tchan_hash(name);
+	unsigned h = tserver_chan_hash(name);
 
 	if (s->nchans >= s->opts.max_channels)
 		return -ENOSPC;
@@ -227,27 +228,27 @@ tchan_create(tserver *s, const char *name, const char *mime, struct tchan **out)
 
 /* Takes segment slot i out of the ring, closing it first. */
 static void
-tchan_drop_slot(struct tchan *c, unsigned i, bool chan_closed)
+tserver_chan_drop_slot(struct tchan *c, unsigned i, bool chan_closed)
 {
 	struct tseg *g = c->ring[i];
 
 	if (!g)
 		return;
-	tseg_close(g, chan_closed);
+	tserver_seg_close(g, chan_closed);
 	g->chan = NULL;
 	c->ring[i] = NULL;
-	tseg_unref(g);
+	tserver_seg_unref(g);
 }
 
 /* Closes every segment (readers and writers are answered), unlinks, frees. */
 static void
-tchan_close(tserver *s, struct tchan *c, const char *why)
+tserver_chan_close(tserver *s, struct tchan *c, const char *why)
 {
 	struct tchan **pp;
 
 	for (unsigned i = 0; i < TSERVER_RING; i++)
-		tchan_drop_slot(c, i, true);
-	for (pp = &s->buckets[tchan_hash(c->name)]; *pp; pp = &(*pp)->hnext) {
+		tserver_chan_drop_slot(c, i, true);
+	for (pp = &s->buckets[tserver_chan_hash(c->name)]; *pp; pp = &(*pp)->hnext) {
 		if (*pp == c) {
 			*pp = c->hnext;
 			break;
@@ -262,14 +263,14 @@ tchan_close(tserver *s, struct tchan *c, const char *why)
 
 /* A fresh segment in slot seq % 5, replacing (and closing) what was there. */
 static struct tseg *
-tchan_new_slot(struct tchan *c, int64_t seq)
+tserver_chan_new_slot(struct tchan *c, int64_t seq)
 {
 	unsigned i = (unsigned)(seq % TSERVER_RING);
-	struct tseg *g = tseg_new(seq);
+	struct tseg *g = tserver_seg_new(seq);
 
 	if (!g)
 		return NULL;
-	tchan_drop_slot(c, i, false);
+	tserver_chan_drop_slot(c, i, false);
 	g->chan = c;
 	c->ring[i] = g;
 	return g;
@@ -278,15 +279,15 @@ tchan_new_slot(struct tchan *c, int64_t seq)
 /* ---- readers (GET) ------------------------------------------------------ */
 
 static void
-tget_free(struct tget *r)
+tserver_get_free(struct tget *r)
 {
 	TAILQ_REMOVE(&r->seg->readers, r, link);
-	tseg_unref(r->seg);
+	tserver_seg_unref(r->seg);
 	free(r);
 }
 
 static void
-tget_pump(struct tget *r)
+tserver_get_pump(struct tget *r)
 {
 	struct tseg *g = r->seg;
 	char hdr[512];
@@ -303,7 +304,7 @@ tget_pump(struct tget *r)
 				 g->seq, latest, g->chan_closed ?
 				 "Lp-Trickle-Closed: terminated\r\n" : "");
 			hsrv_req_respond(r->req, 200, hdr, NULL, 0);
-			tget_free(r);
+			tserver_get_free(r);
 			return;
 		}
 		snprintf(hdr, sizeof(hdr), "Lp-Trickle-Seq: %" PRId64 "\r\n"
@@ -325,29 +326,29 @@ tget_pump(struct tget *r)
 	}
 	if (r->pos >= g->len && g->closed) {
 		hsrv_req_finish(r->req);
-		tget_free(r);
+		tserver_get_free(r);
 	}
 }
 
 static void
-tget_on_writable(void *ctx)
+tserver_get_on_writable(void *ctx)
 {
-	tget_pump(ctx);
+	tserver_get_pump(ctx);
 }
 
 static void
-tget_on_abort(void *ctx, int err)
+tserver_get_on_abort(void *ctx, int err)
 {
 	struct tget *r = ctx;
 
 	log_debug("tserver", "reader gone seq=%" PRId64 " pos=%zu", r->seg->seq,
 		  r->pos);
-	tget_free(r);
+	tserver_get_free(r);
 }
 
-static const struct hsrv_req_cbs tget_cbs = {
-	.on_writable = tget_on_writable,
-	.on_abort = tget_on_abort,
+static const struct hsrv_req_cbs tserver_get_cbs = {
+	.on_writable = tserver_get_on_writable,
+	.on_abort = tserver_get_on_abort,
 };
 
 static void
@@ -375,7 +376,7 @@ tserver_get(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq)
 	g = c->ring[i];
 	if (!g || g->seq != seq) {
 		if (seq == c->next_write || (c->next_write == 0 && seq == 1)) {
-			g = tchan_new_slot(c, seq);
+			g = tserver_chan_new_slot(c, seq);
 			if (!g) {
 				tserver_reply(req, 500, NULL, "Server error\n");
 				return;
@@ -400,24 +401,24 @@ tserver_get(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq)
 	snprintf(r->mime, sizeof(r->mime), "%s", c->mime);
 	g->refs++;
 	TAILQ_INSERT_TAIL(&g->readers, r, link);
-	hsrv_req_set_cbs(req, &tget_cbs, r);
-	tget_pump(r);
+	hsrv_req_set_cbs(req, &tserver_get_cbs, r);
+	tserver_get_pump(r);
 }
 
 /* ---- writers (POST) ----------------------------------------------------- */
 
 static void
-tpost_free(struct tpost *w)
+tserver_post_free(struct tpost *w)
 {
 	TAILQ_REMOVE(&w->seg->writers, w, link);
 	event_free(w->keepalive);
-	tseg_unref(w->seg);
+	tserver_seg_unref(w->seg);
 	free(w);
 }
 
-/* Ends the POST with 200 (+ Closed if the channel closed) and Connection: close. */
+/* Ends the POST: 200 (+ Closed if the channel closed), Connection: close. */
 static void
-tpost_segment_closed(struct tpost *w)
+tserver_post_segment_closed(struct tpost *w)
 {
 	char hdr[128];
 
@@ -426,11 +427,11 @@ tpost_segment_closed(struct tpost *w)
 		 "Lp-Trickle-Closed: terminated\r\n" : "");
 	hsrv_req_close_after(w->req);
 	hsrv_req_respond(w->req, 200, hdr, NULL, 0);
-	tpost_free(w);
+	tserver_post_free(w);
 }
 
 static void
-tpost_keepalive_cb(evutil_socket_t fd, short what, void *arg)
+tserver_post_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tpost *w = arg;
 
@@ -441,7 +442,7 @@ tpost_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-tpost_on_body(void *ctx, const uint8_t *p, size_t n)
+tserver_post_on_body(void *ctx, const uint8_t *p, size_t n)
 {
 	struct tpost *w = ctx;
 	struct tseg *g = w->seg;
@@ -454,22 +455,23 @@ tpost_on_body(void *ctx, const uint8_t *p, size_t n)
 			g->chan->write_ms = clock_now_ms();
 		}
 	}
-	if (g->len + n > s->opts.max_segment_bytes || tseg_append(g, p, n) < 0) {
+	if (g->len + n > s->opts.max_segment_bytes ||
+	    tserver_seg_append(g, p, n) < 0) {
 		log_warn("tserver", "segment too large, refused seq=%" PRId64
 			 " bytes=%zu", g->seq, g->len + n);
 		g->refs++;
 		tserver_reply(w->req, 413, NULL, "Segment too large\n");
-		tpost_free(w);
-		tseg_close(g, false);
-		tseg_unref(g);
+		tserver_post_free(w);
+		tserver_seg_close(g, false);
+		tserver_seg_unref(g);
 		return;
 	}
 	w->bytes += n;
-	tseg_notify(g);
+	tserver_seg_notify(g);
 }
 
 static void
-tpost_on_end(void *ctx)
+tserver_post_on_end(void *ctx)
 {
 	struct tpost *w = ctx;
 	struct tseg *g = w->seg;
@@ -483,9 +485,9 @@ tpost_on_end(void *ctx)
 	}
 	hsrv_req_respond(w->req, 200, hdr, NULL, 0);
 	g->refs++;
-	tpost_free(w);
-	tseg_close(g, false);
-	tseg_unref(g);
+	tserver_post_free(w);
+	tserver_seg_close(g, false);
+	tserver_seg_unref(g);
 }
 
 /*
@@ -494,7 +496,7 @@ tpost_on_end(void *ctx)
  * retry of the same seq still reaches readers waiting on it.
  */
 static void
-tpost_on_abort(void *ctx, int err)
+tserver_post_on_abort(void *ctx, int err)
 {
 	struct tpost *w = ctx;
 	struct tseg *g = w->seg;
@@ -503,16 +505,16 @@ tpost_on_abort(void *ctx, int err)
 	log_info("tserver", "publisher gone mid-segment seq=%" PRId64
 		 " bytes=%zu err=%d", g->seq, w->bytes, err);
 	g->refs++;
-	tpost_free(w);
+	tserver_post_free(w);
 	if (had_bytes)
-		tseg_close(g, false);
-	tseg_unref(g);
+		tserver_seg_close(g, false);
+	tserver_seg_unref(g);
 }
 
-static const struct hsrv_req_cbs tpost_cbs = {
-	.on_body = tpost_on_body,
-	.on_end = tpost_on_end,
-	.on_abort = tpost_on_abort,
+static const struct hsrv_req_cbs tserver_post_cbs = {
+	.on_body = tserver_post_on_body,
+	.on_end = tserver_post_on_end,
+	.on_abort = tserver_post_on_abort,
 };
 
 static void
@@ -528,7 +530,7 @@ tserver_post(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq,
 		seq = c->next_write;
 	g = c->ring[seq % TSERVER_RING];
 	if (!g || g->seq != seq) {
-		g = tchan_new_slot(c, seq);
+		g = tserver_chan_new_slot(c, seq);
 	} else if (g->closed) {
 		g->closed = false;  /* a POST to an existing seq appends */
 		g->chan_closed = false;
@@ -536,7 +538,7 @@ tserver_post(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq,
 	w = g ? calloc(1, sizeof(*w)) : NULL;
 	if (w)
 		w->keepalive = event_new(s->base, -1, EV_PERSIST,
-					 tpost_keepalive_cb, w);
+					 tserver_post_keepalive_cb, w);
 	if (!w || !w->keepalive) {
 		free(w);
 		tserver_reply(req, 500, NULL, "Server error\n");
@@ -545,7 +547,7 @@ tserver_post(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq,
 	if (head->has_reset) {
 		for (unsigned i = 0; i < TSERVER_RING; i++)
 			if (c->ring[i] && c->ring[i] != g)
-				tseg_close(c->ring[i], false);
+				tserver_seg_close(c->ring[i], false);
 		log_info("tserver", "publisher reset channel=%s seq=%" PRId64,
 			 c->name, seq);
 	}
@@ -554,7 +556,7 @@ tserver_post(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq,
 	w->seg = g;
 	g->refs++;
 	TAILQ_INSERT_TAIL(&g->writers, w, link);
-	hsrv_req_set_cbs(req, &tpost_cbs, w);
+	hsrv_req_set_cbs(req, &tserver_post_cbs, w);
 	log_debug("tserver", "POST segment channel=%s seq=%" PRId64, c->name, seq);
 	if (head->expect_continue)
 		hsrv_req_continue(req);
@@ -582,7 +584,7 @@ static void
 tserver_channel_route(tserver *s, hsrv_req *req, const struct hparse_req *head,
 		      const char *name)
 {
-	struct tchan *c = tchan_find(s, name);
+	struct tchan *c = tserver_chan_find(s, name);
 	int rc;
 
 	if (head->method == HPARSE_DELETE) {
@@ -590,7 +592,7 @@ tserver_channel_route(tserver *s, hsrv_req *req, const struct hparse_req *head,
 			tserver_reply(req, 400, NULL, "Invalid stream\n");
 			return;
 		}
-		tchan_close(s, c, "deleted");
+		tserver_chan_close(s, c, "deleted");
 		hsrv_req_respond(req, 200, NULL, NULL, 0);
 		return;
 	}
@@ -600,7 +602,7 @@ tserver_channel_route(tserver *s, hsrv_req *req, const struct hparse_req *head,
 		return;
 	}
 	if (!c) {
-		rc = tchan_create(s, name, head->expect_content, &c);
+		rc = tserver_chan_create(s, name, head->expect_content, &c);
 		if (rc < 0) {
 			tserver_reply(req, 503, NULL, "Too many channels\n");
 			return;
@@ -654,7 +656,7 @@ tserver_on_request(void *ud, hsrv_req *req, const struct hparse_req *head)
 			      "Method Not Allowed\n");
 		return;
 	}
-	c = tchan_find(s, name);
+	c = tserver_chan_find(s, name);
 	if (head->method == HPARSE_GET && strcmp(seqs, "next") == 0) {
 		char body[32];
 
@@ -669,7 +671,7 @@ tserver_on_request(void *ud, hsrv_req *req, const struct hparse_req *head)
 		return;
 	}
 	if (!c && head->method == HPARSE_POST && s->opts.autocreate) {
-		if (tchan_create(s, name, head->content_type, &c) < 0) {
+		if (tserver_chan_create(s, name, head->content_type, &c) < 0) {
 			tserver_reply(req, 503, NULL, "Too many channels\n");
 			return;
 		}
@@ -699,7 +701,7 @@ tserver_on_request(void *ud, hsrv_req *req, const struct hparse_req *head)
 		}
 		log_debug("tserver", "DELETE closing seq channel=%s seq=%" PRId64,
 			  c->name, seq);
-		tseg_close(g, false);
+		tserver_seg_close(g, false);
 		hsrv_req_respond(req, 200, NULL, NULL, 0);
 	}
 }
@@ -719,7 +721,7 @@ tserver_sweep_cb(evutil_socket_t fd, short what, void *arg)
 			next = c->hnext;
 			if (c->name[0] != '_' &&
 			    now - c->write_ms > s->opts.idle_timeout_ms)
-				tchan_close(s, c, "idle");
+				tserver_chan_close(s, c, "idle");
 		}
 	}
 }
@@ -806,7 +808,7 @@ tserver_destroy(tserver **p)
 	hsrv_destroy(&s->http);
 	for (unsigned b = 0; b < TCHAN_BUCKETS; b++)
 		while (s->buckets[b])
-			tchan_close(s, s->buckets[b], "shutdown");
+			tserver_chan_close(s, s->buckets[b], "shutdown");
 	event_free(s->sweep);
 	free(s);
 	*p = NULL;

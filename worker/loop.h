@@ -8,6 +8,7 @@
 #define CT_WORKER_LOOP_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -33,6 +34,7 @@ struct loop_config {
 	pid_t parent_pid;                  /* exit when getppid() differs; 0: no check */
 	volatile sig_atomic_t *stop_flag;  /* non-zero: finish as on SHUTDOWN; may be NULL */
 	unsigned max_errors;               /* 0: LOOP_DEFAULT_MAX_ERRORS */
+	bool fence;                        /* host ring: slots outside a call PROT_NONE */
 };
 
 typedef struct loop loop;

@@ -252,14 +252,13 @@ worker_linger(void)
 
 /* Best effort: tells the gateway why we cannot serve, before exiting. */
 static void
-worker_report_fatal(const char *url, uint32_t id, int code, const char *text)
+worker_report_fatal(const char *url, int code, const char *text)
 {
 	struct msg m = { .type = MSG_ERROR };
 	uint8_t buf[MSG_MAX_STR + 256];
 	size_t len;
 	ipc *c = NULL;
 
-	(void)id;
 	if (!url || ipc_dial(&c, url, WORKER_ERR_DIAL_MS) < 0)
 		return;
 	m.u.error.stream = 0;
@@ -335,20 +334,20 @@ main(int argc, char **argv)
 	rc = worker_load_config(a.config_arg, &config, err, sizeof(err));
 	if (rc < 0) {
 		log_error("worker", "%s", err);
-		worker_report_fatal(a.url, (uint32_t)a.id, rc, err);
+		worker_report_fatal(a.url, rc, err);
 		return WORKER_EXIT_CONFIG;
 	}
 	rc = host_load(&h, a.processor, err, sizeof(err));
 	if (rc < 0) {
 		log_error("worker", "plugin refused: %s", err);
-		worker_report_fatal(a.url, (uint32_t)a.id, rc, err);
+		worker_report_fatal(a.url, rc, err);
 		status = WORKER_EXIT_CONFIG;
 		goto out_free_config;
 	}
 	if (host_plugin(h)->wants.video_mem != FP_MEM_HOST) {
 		snprintf(err, sizeof(err), "plugin wants CUDA frames; this worker serves host memory only");
 		log_error("worker", "%s", err);
-		worker_report_fatal(a.url, (uint32_t)a.id, -ENOTSUP, err);
+		worker_report_fatal(a.url, -ENOTSUP, err);
 		status = WORKER_EXIT_CONFIG;
 		goto out_destroy_host;
 	}
@@ -357,7 +356,7 @@ main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot attach the ring (fd %d): %s", a.ring_fd,
 		         strerror(-rc));
 		log_error("worker", "%s", err);
-		worker_report_fatal(a.url, (uint32_t)a.id, rc, err);
+		worker_report_fatal(a.url, rc, err);
 		status = WORKER_EXIT_CONFIG;
 		goto out_destroy_host;
 	}
@@ -373,6 +372,7 @@ main(int argc, char **argv)
 	lc.gpu = a.gpu;
 	lc.parent_pid = parent;
 	lc.stop_flag = &worker_stop;
+	lc.fence = getenv("CT_WORKER_FENCE") && strcmp(getenv("CT_WORKER_FENCE"), "1") == 0;
 	rc = loop_create(&l, &lc, h, r, c);
 	if (rc < 0) {
 		log_error("worker", "loop_create failed err=%s", strerror(-rc));

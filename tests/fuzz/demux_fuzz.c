@@ -21,11 +21,11 @@ static int
 fuzz_video(void *o, AVFrame *f)
 {
 	struct fuzz_sink *s = o;
-	uint8_t *pl[4] = { s->slot, NULL, NULL, NULL };
-	int st[4] = { 64 * 3, 0, 0, 0 };
+	uint8_t *pl[4] = {s->slot, NULL, NULL, NULL};
+	int st[4] = {64 * 3, 0, 0, 0};
 
 	if (++s->frames > 64)
-		return -1;      /* bounded work: stop decoding */
+		return -1; /* bounded work: stop decoding */
 	convert_keep_frame(s->cv, f->pts, f->time_base);
 	convert_to_planes(s->cv, f, FP_FMT_RGB24, 64, 64, pl, st);
 	return 0;
@@ -44,12 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_sink s = { 0 };
-	struct decoder_cfg cfg = { .name = "fuzz", .queue_bytes = 1 << 20,
-				   .max_width = 1280, .max_height = 720,
-				   .probesize = 32768, .analyze_us = 200000 };
-	struct decoder_callbacks cb = { .opaque = &s, .on_video = fuzz_video,
-					.on_audio = fuzz_audio };
+	struct fuzz_sink s = {0};
+	struct decoder_cfg cfg = {.name = "fuzz",
+	                          .queue_bytes = 1 << 20,
+	                          .max_width = 1280,
+	                          .max_height = 720,
+	                          .probesize = 32768,
+	                          .analyze_us = 200000};
+	struct decoder_callbacks cb = {
+	    .opaque = &s, .on_video = fuzz_video, .on_audio = fuzz_audio};
 	decoder *d = NULL;
 
 	log_set_level(LOG_ERROR);

@@ -22,8 +22,9 @@
 #include "msg.h"
 
 static const char fw_usage[] =
-	"tokens: exit=N init-exit=N no-hello init-ms=N hang hang-frame hang-params\n"
-	"        crash-frame child garbage=N wrong-dir no-exit\n";
+    "tokens: exit=N init-exit=N no-hello init-ms=N hang hang-frame "
+    "hang-params\n"
+    "        crash-frame child garbage=N wrong-dir no-exit\n";
 
 struct fw {
 	int id;
@@ -31,10 +32,10 @@ struct fw {
 	int gpu;
 	const char *url;
 	nng_socket sock;
-	char fds[256];     /* open fds at start, "0,1,2,3" */
+	char fds[256]; /* open fds at start, "0,1,2,3" */
 	pid_t child;
 	/* behaviour */
-	int exit_code;     /* -1: none */
+	int exit_code; /* -1: none */
 	int init_exit;
 	bool no_hello, hang, hang_frame, hang_params, crash_frame, want_child;
 	bool wrong_dir, no_exit;
@@ -46,14 +47,13 @@ struct fw {
 static void
 fw_sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
 
-static void __attribute__((noreturn))
-fw_sleep_forever(void)
+static void __attribute__((noreturn)) fw_sleep_forever(void)
 {
 	for (;;)
 		pause();
@@ -112,7 +112,8 @@ fw_parse_mode(struct fw *f, const char *spec)
 		else if (!strcmp(t, "no-exit"))
 			f->no_exit = true;
 		else {
-			fprintf(stderr, "fake_worker: unknown token %s\n%s", t, fw_usage);
+			fprintf(stderr, "fake_worker: unknown token %s\n%s", t,
+			        fw_usage);
 			exit(2);
 		}
 	}
@@ -155,11 +156,15 @@ fw_hello_ready(struct fw *f)
 	fw_send(f, &m);
 	/* The report the tests check: fds, group, environment, ring fd. */
 	snprintf(json, sizeof(json),
-	         "{\"pid\":%d,\"pgid\":%d,\"fds\":\"%s\",\"cvd\":\"%s\",\"ring_fd\":%d,"
+	         "{\"pid\":%d,\"pgid\":%d,\"fds\":\"%s\",\"cvd\":\"%s\",\"ring_"
+	         "fd\":%d,"
 	         "\"ring_ok\":%s,\"gpu\":%d,\"child\":%d}",
 	         (int)getpid(), (int)getpgid(0), f->fds,
-	         getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "",
-	         f->ring_fd, f->ring_fd >= 0 && fcntl(f->ring_fd, F_GETFD) >= 0 ? "true" : "false",
+	         getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES")
+	                                        : "",
+	         f->ring_fd,
+	         f->ring_fd >= 0 && fcntl(f->ring_fd, F_GETFD) >= 0 ? "true"
+	                                                            : "false",
 	         f->gpu, (int)f->child);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_EVENT;
@@ -242,7 +247,7 @@ fw_serve(struct fw *f, const struct msg *in)
 int
 main(int argc, char **argv)
 {
-	struct fw f = { .id = -1, .ring_fd = -1, .gpu = -1, .exit_code = -1 };
+	struct fw f = {.id = -1, .ring_fd = -1, .gpu = -1, .exit_code = -1};
 	pid_t parent = getppid();
 	char env[64];
 
@@ -259,8 +264,10 @@ main(int argc, char **argv)
 			f.ring_fd = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--gpu"))
 			f.gpu = atoi(argv[i + 1]);
-		else if (strcmp(argv[i], "--processor") && strcmp(argv[i], "--processor-config") &&
-		         strcmp(argv[i], "--log-level") && strcmp(argv[i], "--mem-limit-mb"))
+		else if (strcmp(argv[i], "--processor") &&
+		         strcmp(argv[i], "--processor-config") &&
+		         strcmp(argv[i], "--log-level") &&
+		         strcmp(argv[i], "--mem-limit-mb"))
 			return 2;
 	}
 	if (f.id < 0 || !f.url)
@@ -272,9 +279,11 @@ main(int argc, char **argv)
 	if (f.want_child) {
 		f.child = fork();
 		if (f.child == 0)
-			fw_sleep_forever(); /* same group, no parent-death signal */
+			fw_sleep_forever(); /* same group, no parent-death
+			                       signal */
 	}
-	if (nng_pair0_open(&f.sock) != 0 || nng_dial(f.sock, f.url, NULL, 0) != 0)
+	if (nng_pair0_open(&f.sock) != 0 ||
+	    nng_dial(f.sock, f.url, NULL, 0) != 0)
 		return 1;
 	if (f.no_hello)
 		fw_sleep_forever();

@@ -4,7 +4,9 @@
  * after N good frames; {"crash_in":"init"} abort() in init; {"init_fail":true}
  * init returns -EINVAL; {"overflow":true} writes far past its output slot;
  * {"fail":true} every frame returns -EIO. Params {"crash":true}: SIGSEGV on
- * the next frame. Frames it survives are passed through (FP_PASS).
+ * the next frame; params {"write_at":OFFSET}: the next frame writes one byte
+ * at out->plane[0] + OFFSET (a stray pointer into another slot). Frames it
+ * survives are passed through (FP_PASS).
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +22,8 @@ struct fixture_crash {
 	bool crash_next;
 	bool overflow;
 	bool fail;
+	bool stray;
+	long long stray_off;
 	uint64_t frames;
 };
 
@@ -94,8 +98,14 @@ fixture_crash_update_params(void *self, const char *params_json, size_t len)
 {
 	struct fixture_crash *f = self;
 
+	const char *v = fixture_crash_find(params_json, len, "write_at");
+
 	if (fixture_crash_true(params_json, len, "crash"))
 		f->crash_next = true;
+	if (v) {
+		f->stray = true;
+		f->stray_off = strtoll(v, NULL, 10);
+	}
 	return FP_OK;
 }
 
@@ -113,6 +123,10 @@ fixture_crash_process_video(void *self, const struct fp_video_frame *in,
 	f->frames++;
 	if (f->fail)
 		return -EIO;
+	if (f->stray) {
+		f->stray = false;
+		out->plane[0][f->stray_off] = 0xEE;
+	}
 	if (f->overflow) {
 		/* A buffer overrun: rows far below the slot's last row. */
 		size_t slot = (size_t)out->stride[0] * out->max_height;

@@ -28,19 +28,19 @@ struct gen_cfg {
 	double secs;
 	enum gen_audio audio;
 	bool no_video;
-	double seg_secs;        /* 0: 1 s */
-	double start;           /* first pts in seconds; 0: 10 s */
-	int w2, h2;             /* resolution after change_at (0: none) */
+	double seg_secs; /* 0: 1 s */
+	double start;    /* first pts in seconds; 0: 10 s */
+	int w2, h2;      /* resolution after change_at (0: none) */
 	double change_at;
-	const char *vcodec;     /* NULL: libx264 */
+	const char *vcodec; /* NULL: libx264 */
 };
 
 struct gen_media {
 	uint8_t *seg[GEN_MAX_SEG];
 	size_t len[GEN_MAX_SEG];
 	int nseg;
-	int nv, na;                  /* frames encoded */
-	int64_t vpts[GEN_MAX_FRAMES];/* 1/90000 */
+	int nv, na;                   /* frames encoded */
+	int64_t vpts[GEN_MAX_FRAMES]; /* 1/90000 */
 	int64_t first_apts;
 };
 
@@ -86,17 +86,17 @@ gen_seg_open(struct gen_state *g, double t)
 	if (g->venc) {
 		st = avformat_new_stream(g->oc, NULL);
 		avcodec_parameters_from_context(st->codecpar, g->venc);
-		st->time_base = (AVRational){ 1, 90000 };
+		st->time_base = (AVRational){1, 90000};
 		g->vidx = st->index;
 	}
 	if (g->aenc) {
 		st = avformat_new_stream(g->oc, NULL);
 		avcodec_parameters_from_context(st->codecpar, g->aenc);
-		st->time_base = (AVRational){ 1, 90000 };
+		st->time_base = (AVRational){1, 90000};
 		g->aidx = st->index;
 	}
 	if (avformat_write_header(g->oc, NULL) < 0)
-		g->m->nseg = g->m->nseg;   /* checked by the caller's counts */
+		g->m->nseg = g->m->nseg; /* checked by the caller's counts */
 	g->seg_start = t;
 }
 
@@ -108,15 +108,16 @@ gen_write(struct gen_state *g, AVCodecContext *c, bool video)
 	while (avcodec_receive_packet(c, g->pkt) == 0) {
 		double t = g->pkt->pts * av_q2d(c->time_base);
 
-		if (g->oc == NULL ||
-		    ((video || g->venc == NULL) &&
-		     (g->pkt->flags & AV_PKT_FLAG_KEY) && t - g->seg_start >= seg - 1e-3)) {
+		if (g->oc == NULL || ((video || g->venc == NULL) &&
+		                      (g->pkt->flags & AV_PKT_FLAG_KEY) &&
+		                      t - g->seg_start >= seg - 1e-3)) {
 			gen_seg_close(g);
 			gen_seg_open(g, t);
 		}
 		g->pkt->stream_index = video ? g->vidx : g->aidx;
-		av_packet_rescale_ts(g->pkt, c->time_base,
-				     g->oc->streams[g->pkt->stream_index]->time_base);
+		av_packet_rescale_ts(
+		    g->pkt, c->time_base,
+		    g->oc->streams[g->pkt->stream_index]->time_base);
 		av_interleaved_write_frame(g->oc, g->pkt);
 	}
 }
@@ -131,9 +132,10 @@ gen_open_video(struct gen_state *g, int w, int h)
 	c->width = w;
 	c->height = h;
 	c->pix_fmt = AV_PIX_FMT_YUV420P;
-	c->time_base = strcmp(name, "libx264") == 0 ?
-		       (AVRational){ 1, 90000 } : (AVRational){ 1, g->cfg->fps };
-	c->framerate = (AVRational){ g->cfg->fps, 1 };
+	c->time_base = strcmp(name, "libx264") == 0
+	                   ? (AVRational){1, 90000}
+	                   : (AVRational){1, g->cfg->fps};
+	c->framerate = (AVRational){g->cfg->fps, 1};
 	c->gop_size = g->cfg->fps;
 	c->max_b_frames = 0;
 	c->thread_count = 1;
@@ -159,13 +161,14 @@ static inline int
 gen_open_audio(struct gen_state *g)
 {
 	bool opus = g->cfg->audio == GEN_OPUS;
-	const AVCodec *codec = avcodec_find_encoder_by_name(opus ? "libopus" : "aac");
+	const AVCodec *codec =
+	    avcodec_find_encoder_by_name(opus ? "libopus" : "aac");
 	AVCodecContext *c = avcodec_alloc_context3(codec);
 
 	c->sample_rate = opus ? 48000 : 44100;
 	c->sample_fmt = opus ? AV_SAMPLE_FMT_FLT : AV_SAMPLE_FMT_FLTP;
 	av_channel_layout_default(&c->ch_layout, 2);
-	c->time_base = (AVRational){ 1, c->sample_rate };
+	c->time_base = (AVRational){1, c->sample_rate};
 	c->bit_rate = 96000;
 	if (avcodec_open2(c, codec, NULL) < 0)
 		return -1;
@@ -186,14 +189,18 @@ gen_pattern(AVFrame *f, int i)
 	for (int y = 0; y < f->height; y++)
 		for (int x = 0; x < f->width; x++) {
 			int v = (x + y + 3 * i) & 0xff;
-			bool box = x / 32 == (i / 2) % (f->width / 32) && y / 32 == 2;
+			bool box =
+			    x / 32 == (i / 2) % (f->width / 32) && y / 32 == 2;
 
-			f->data[0][y * f->linesize[0] + x] = box ? 235 : (uint8_t)(16 + v * 7 / 8);
+			f->data[0][y * f->linesize[0] + x] =
+			    box ? 235 : (uint8_t)(16 + v * 7 / 8);
 		}
 	for (int y = 0; y < f->height / 2; y++)
 		for (int x = 0; x < f->width / 2; x++) {
-			f->data[1][y * f->linesize[1] + x] = (uint8_t)(128 + ((x + i) & 63) - 32);
-			f->data[2][y * f->linesize[2] + x] = (uint8_t)(128 + ((y - i) & 63) - 32);
+			f->data[1][y * f->linesize[1] + x] =
+			    (uint8_t)(128 + ((x + i) & 63) - 32);
+			f->data[2][y * f->linesize[2] + x] =
+			    (uint8_t)(128 + ((y - i) & 63) - 32);
 		}
 }
 
@@ -201,7 +208,7 @@ gen_pattern(AVFrame *f, int i)
 static inline int
 gen_media(const struct gen_cfg *cfg, struct gen_media *m)
 {
-	struct gen_state g = { .cfg = cfg, .m = m };
+	struct gen_state g = {.cfg = cfg, .m = m};
 	double start = cfg->start > 0 ? cfg->start : 10.0;
 	int nv = cfg->no_video ? 0 : (int)(cfg->secs * cfg->fps + 0.5);
 	int64_t samples = 0, total_samples = 0;
@@ -218,8 +225,9 @@ gen_media(const struct gen_cfg *cfg, struct gen_media *m)
 		total_samples = (int64_t)(cfg->secs * g.aenc->sample_rate);
 	while (rc == 0) {
 		double tv = vi < nv ? (double)vi / cfg->fps : 1e9;
-		double ta = g.aenc && samples < total_samples ?
-			    (double)samples / g.aenc->sample_rate : 1e9;
+		double ta = g.aenc && samples < total_samples
+		                ? (double)samples / g.aenc->sample_rate
+		                : 1e9;
 
 		if (tv >= 1e9 && ta >= 1e9)
 			break;
@@ -237,8 +245,9 @@ gen_media(const struct gen_cfg *cfg, struct gen_media *m)
 			g.vf->pict_type = AV_PICTURE_TYPE_NONE;
 			if (vi < GEN_MAX_FRAMES)
 				m->vpts[vi] = g.vf->pts;
-			g.vf->pts = av_rescale_q(g.vf->pts, (AVRational){ 1, 90000 },
-						 g.venc->time_base);
+			g.vf->pts =
+			    av_rescale_q(g.vf->pts, (AVRational){1, 90000},
+			                 g.venc->time_base);
 			avcodec_send_frame(g.venc, g.vf);
 			gen_write(&g, g.venc, true);
 			vi++;
@@ -249,8 +258,10 @@ gen_media(const struct gen_cfg *cfg, struct gen_media *m)
 
 			av_frame_make_writable(g.af);
 			for (int s = 0; s < n; s++) {
-				float v = 0.3f * sinf(2.0f * (float)M_PI * 440.0f *
-						      (float)(samples + s) / (float)sr);
+				float v =
+				    0.3f *
+				    sinf(2.0f * (float)M_PI * 440.0f *
+				         (float)(samples + s) / (float)sr);
 
 				if (g.af->format == AV_SAMPLE_FMT_FLTP) {
 					((float *)g.af->data[0])[s] = v;
@@ -262,7 +273,8 @@ gen_media(const struct gen_cfg *cfg, struct gen_media *m)
 			}
 			g.af->pts = (int64_t)llrint(start * sr) + samples;
 			if (m->first_apts == AV_NOPTS_VALUE)
-				m->first_apts = av_rescale(g.af->pts, 90000, sr);
+				m->first_apts =
+				    av_rescale(g.af->pts, 90000, sr);
 			avcodec_send_frame(g.aenc, g.af);
 			gen_write(&g, g.aenc, false);
 			samples += n;

@@ -11,8 +11,8 @@
 
 #include <libavutil/imgutils.h>
 
-#include "gateway/bytequeue.h"
 #include "clock.h"
+#include "gateway/bytequeue.h"
 #include "gateway/convert.h"
 #include "gateway/decode.h"
 #include "gateway/encode.h"
@@ -20,14 +20,14 @@
 #include "media_gen.h"
 
 #define SINK_MAX 1024
-#define PSNR_MIN 30.0   /* dB, luma, input decode vs round-trip decode */
+#define PSNR_MIN 30.0 /* dB, luma, input decode vs round-trip decode */
 
 /* Collects what a decoder yields; optionally conditions and re-encodes. */
 struct sink {
 	int nv, na, nerr, nkey_first;
 	int64_t vpts[SINK_MAX];
 	int vw[SINK_MAX], vh[SINK_MAX];
-	uint8_t *y[SINK_MAX];        /* luma copies when keep_y */
+	uint8_t *y[SINK_MAX]; /* luma copies when keep_y */
 	bool keep_y;
 	int64_t first_apts, last_aend;
 	int end_status;
@@ -35,8 +35,8 @@ struct sink {
 	char last_err[256];
 	/* pipeline */
 	convert *cv;
-	bool limit;                  /* apply convert_keep_frame */
-	int switch_at, switch_fps;   /* change max_framerate at frame n */
+	bool limit;                /* apply convert_keep_frame */
+	int switch_at, switch_fps; /* change max_framerate at frame n */
 	int seen;
 	encoder *enc;
 	enum fp_pixfmt fmt;
@@ -75,15 +75,17 @@ sink_video(void *o, AVFrame *f)
 	if (s->limit && !convert_keep_frame(s->cv, f->pts, f->time_base))
 		return 0;
 	if (i < SINK_MAX) {
-		s->vpts[i] = av_rescale_q(f->pts, f->time_base, (AVRational){ 1, 90000 });
+		s->vpts[i] =
+		    av_rescale_q(f->pts, f->time_base, (AVRational){1, 90000});
 		s->vw[i] = f->width;
 		s->vh[i] = f->height;
 		if (s->nv == 0 || f->key_frame)
 			s->nkey_first += s->nv == 0 && f->key_frame;
 		if (s->keep_y) {
 			s->y[i] = malloc((size_t)f->width * f->height);
-			av_image_copy_plane(s->y[i], f->width, f->data[0], f->linesize[0],
-					    f->width, f->height);
+			av_image_copy_plane(s->y[i], f->width, f->data[0],
+			                    f->linesize[0], f->width,
+			                    f->height);
 		}
 	}
 	s->nv++;
@@ -93,7 +95,8 @@ sink_video(void *o, AVFrame *f)
 
 		if (s->slot == NULL) {
 			size_t sz[4];
-			size_t total = convert_layout(s->fmt, w, h, s->stride, sz);
+			size_t total =
+			    convert_layout(s->fmt, w, h, s->stride, sz);
 
 			s->slot = malloc(total);
 			s->plane[0] = s->slot;
@@ -103,12 +106,13 @@ sink_video(void *o, AVFrame *f)
 			s->sw = w;
 			s->sh = h;
 		}
-		ret = convert_to_planes(s->cv, f, s->fmt, s->sw, s->sh, s->plane, s->stride);
+		ret = convert_to_planes(s->cv, f, s->fmt, s->sw, s->sh,
+		                        s->plane, s->stride);
 		if (ret < 0)
 			return ret;
-		ret = convert_from_planes(s->cv, (const uint8_t *const *)s->plane,
-					  s->stride, s->fmt, s->sw, s->sh, f->pts,
-					  f->time_base, &out);
+		ret = convert_from_planes(
+		    s->cv, (const uint8_t *const *)s->plane, s->stride, s->fmt,
+		    s->sw, s->sh, f->pts, f->time_base, &out);
 		if (ret < 0)
 			return ret;
 		ret = encoder_push_video(s->enc, out, true);
@@ -122,7 +126,8 @@ static int
 sink_audio(void *o, AVFrame *f)
 {
 	struct sink *s = o;
-	int64_t pts = av_rescale_q(f->pts, f->time_base, (AVRational){ 1, 90000 });
+	int64_t pts =
+	    av_rescale_q(f->pts, f->time_base, (AVRational){1, 90000});
 
 	if (s->na == 0)
 		s->first_apts = pts;
@@ -235,19 +240,19 @@ sink_cb(struct sink *s)
 {
 	static _Thread_local struct decoder_callbacks cb;
 
-	cb = (struct decoder_callbacks){ s, sink_info, sink_video, sink_audio,
-					 sink_error, sink_end };
+	cb = (struct decoder_callbacks){s,          sink_info,  sink_video,
+	                                sink_audio, sink_error, sink_end};
 	return &cb;
 }
 
 /* Decodes segments into s (no pipeline unless s->enc is set). */
 static void
 decode_all(uint8_t *const *seg, const size_t *len, int nseg, struct sink *s,
-	   size_t maxchunk)
+           size_t maxchunk)
 {
 	decoder *d = NULL;
-	struct decoder_cfg cfg = { .name = "test", .max_width = 1920,
-				   .max_height = 1080 };
+	struct decoder_cfg cfg = {
+	    .name = "test", .max_width = 1920, .max_height = 1080};
 
 	CHECK_OK(decoder_create(&d, &cfg, sink_cb(s)));
 	feed(d, seg, len, nseg, 1234, maxchunk);
@@ -279,17 +284,23 @@ psnr_y(const uint8_t *a, const uint8_t *b, size_t n)
 static void
 roundtrip(enum gen_audio audio, bool no_video)
 {
-	struct gen_cfg gc = { .w = 320, .h = 240, .fps = 30, .secs = 3,
-			      .audio = audio, .no_video = no_video };
+	struct gen_cfg gc = {.w = 320,
+	                     .h = 240,
+	                     .fps = 30,
+	                     .secs = 3,
+	                     .audio = audio,
+	                     .no_video = no_video};
 	struct gen_media m;
-	struct sink in = { .keep_y = true, .fmt = FP_FMT_RGB24 };
-	struct sink back = { .keep_y = true };
-	struct out o = { 0 };
-	struct encoder_cfg ec = { .name = "test", .has_video = !no_video,
-				  .has_audio = audio != GEN_NO_AUDIO,
-				  .threads = 1, .segment_secs = 1.0 };
-	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
-					 out_done };
+	struct sink in = {.keep_y = true, .fmt = FP_FMT_RGB24};
+	struct sink back = {.keep_y = true};
+	struct out o = {0};
+	struct encoder_cfg ec = {.name = "test",
+	                         .has_video = !no_video,
+	                         .has_audio = audio != GEN_NO_AUDIO,
+	                         .threads = 1,
+	                         .segment_secs = 1.0};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
 	int64_t t0 = clock_now_ns();
 
 	CHECK_OK(gen_media(&gc, &m));
@@ -339,13 +350,16 @@ roundtrip(enum gen_audio audio, bool no_video)
 		/* Opus at 48 kHz: one packet = 20 ms; the encoder's pre-skip
 		   shifts by 312 samples (6.5 ms): within one video frame */
 		CHECK_MSG(llabs(back.first_apts - in.first_apts) <= 3000,
-			  "audio start %lld vs %lld", (long long)back.first_apts,
-			  (long long)in.first_apts);
+		          "audio start %lld vs %lld",
+		          (long long)back.first_apts, (long long)in.first_apts);
 		if (!no_video) {
 			CHECK(llabs(back.first_apts - back.vpts[0]) <=
 			      llabs(in.first_apts - in.vpts[0]) + 3000);
-			CHECK(llabs(back.last_aend - (back.vpts[back.nv - 1] + 3000)) <=
-			      llabs(in.last_aend - (in.vpts[in.nv - 1] + 3000)) + 3000 + 1920);
+			CHECK(
+			    llabs(back.last_aend -
+			          (back.vpts[back.nv - 1] + 3000)) <=
+			    llabs(in.last_aend - (in.vpts[in.nv - 1] + 3000)) +
+			        3000 + 1920);
 		}
 		CHECK(back.last_aend - back.first_apts >=
 		      (in.last_aend - in.first_apts) - 3000);
@@ -356,11 +370,11 @@ roundtrip(enum gen_audio audio, bool no_video)
 
 	/* each output segment alone decodes from its first frame: an IDR */
 	for (int i = 0; i < o.nseg && !no_video; i++) {
-		struct sink one = { 0 };
+		struct sink one = {0};
 
 		decode_all(&o.seg[i], &o.len[i], 1, &one, 100000);
 		CHECK_MSG(one.nv > 0 && one.nkey_first == 1,
-			  "segment %d does not start with an IDR", i);
+		          "segment %d does not start with an IDR", i);
 	}
 	printf("    %d frames, %d output segments, %.0f ms\n", back.nv, o.nseg,
 	       (clock_now_ns() - t0) / 1e6);
@@ -400,8 +414,8 @@ media_audio_only(void)
 static int
 decimated(const struct gen_media *m, int fps, int switch_at, int switch_fps)
 {
-	struct sink s = { .limit = true, .switch_at = switch_at,
-			  .switch_fps = switch_fps };
+	struct sink s = {
+	    .limit = true, .switch_at = switch_at, .switch_fps = switch_fps};
 	int n;
 
 	CHECK_OK(convert_create(&s.cv));
@@ -419,7 +433,7 @@ decimated(const struct gen_media *m, int fps, int switch_at, int switch_fps)
 static void
 media_decimation(void)
 {
-	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 3 };
+	struct gen_cfg gc = {.w = 160, .h = 120, .fps = 30, .secs = 3};
 	struct gen_media m;
 	convert *c = NULL;
 	int n10, n24, n30, nsw;
@@ -429,9 +443,10 @@ media_decimation(void)
 	n10 = decimated(&m, 10, 0, 0);
 	n24 = decimated(&m, 24, 0, 0);
 	n30 = decimated(&m, 30, 0, 0);
-	nsw = decimated(&m, 30, 45, 10);        /* live change at 1.5 s */
-	printf("    30 fps in: 10 -> %d, 24 -> %d, 30 -> %d, 30 then 10 -> %d\n",
-	       n10, n24, n30, nsw);
+	nsw = decimated(&m, 30, 45, 10); /* live change at 1.5 s */
+	printf(
+	    "    30 fps in: 10 -> %d, 24 -> %d, 30 -> %d, 30 then 10 -> %d\n",
+	    n10, n24, n30, nsw);
 	CHECK_EQ(n10, 30);
 	CHECK(n24 >= 71 && n24 <= 73);
 	CHECK_EQ(n30, 90);
@@ -449,17 +464,22 @@ media_decimation(void)
 static void
 media_resolution_change(void)
 {
-	struct gen_cfg gc = { .w = 320, .h = 240, .fps = 30, .secs = 2,
-			      .audio = GEN_AAC, .w2 = 480, .h2 = 360,
-			      .change_at = 1.0 };
+	struct gen_cfg gc = {.w = 320,
+	                     .h = 240,
+	                     .fps = 30,
+	                     .secs = 2,
+	                     .audio = GEN_AAC,
+	                     .w2 = 480,
+	                     .h2 = 360,
+	                     .change_at = 1.0};
 	struct gen_media m;
-	struct sink in = { .fmt = FP_FMT_RGBA, .sw = 256, .sh = 256 };
-	struct sink back = { 0 };
-	struct out o = { 0 };
-	struct encoder_cfg ec = { .has_video = true, .has_audio = true,
-				  .threads = 1 };
-	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
-					 out_done };
+	struct sink in = {.fmt = FP_FMT_RGBA, .sw = 256, .sh = 256};
+	struct sink back = {0};
+	struct out o = {0};
+	struct encoder_cfg ec = {
+	    .has_video = true, .has_audio = true, .threads = 1};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
 	int small = 0, big = 0;
 
 	CHECK_OK(gen_media(&gc, &m));
@@ -494,11 +514,11 @@ media_resolution_change(void)
 static void
 media_encoder_resize(void)
 {
-	struct out o = { 0 };
-	struct encoder_cfg ec = { .has_video = true, .threads = 1 };
-	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
-					 out_done };
-	struct sink back = { 0 };
+	struct out o = {0};
+	struct encoder_cfg ec = {.has_video = true, .threads = 1};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
+	struct sink back = {0};
 	encoder *e = NULL;
 
 	CHECK_OK(encoder_create(&e, &ec, &ecb));
@@ -511,7 +531,7 @@ media_encoder_resize(void)
 		CHECK_OK(av_frame_get_buffer(f, 0));
 		gen_pattern(f, i);
 		f->pts = 900000 + i * 3000;
-		f->time_base = (AVRational){ 1, 90000 };
+		f->time_base = (AVRational){1, 90000};
 		CHECK_OK(encoder_push_video(e, f, true));
 		av_frame_free(&f);
 	}
@@ -533,10 +553,11 @@ media_encoder_resize(void)
 static void
 media_sync_far_apart(void)
 {
-	struct out o = { 0 };
-	struct encoder_cfg ec = { .has_video = true, .has_audio = true, .threads = 1 };
-	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
-					 out_done };
+	struct out o = {0};
+	struct encoder_cfg ec = {
+	    .has_video = true, .has_audio = true, .threads = 1};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
 	encoder *e = NULL;
 	AVFrame *a = av_frame_alloc(), *v = av_frame_alloc();
 	struct encoder_stats st;
@@ -547,20 +568,20 @@ media_sync_far_apart(void)
 	av_channel_layout_default(&a->ch_layout, 2);
 	CHECK_OK(av_frame_get_buffer(a, 0));
 	av_samples_set_silence(a->data, 0, 960, 2, AV_SAMPLE_FMT_FLTP);
-	a->time_base = (AVRational){ 1, 48000 };
+	a->time_base = (AVRational){1, 48000};
 	v->format = AV_PIX_FMT_YUV420P;
 	v->width = 64;
 	v->height = 64;
 	CHECK_OK(av_frame_get_buffer(v, 0));
 	gen_pattern(v, 0);
-	v->time_base = (AVRational){ 1, 90000 };
+	v->time_base = (AVRational){1, 90000};
 
 	CHECK_OK(encoder_create(&e, &ec, &ecb));
-	for (int i = 0; i < 150; i++) {     /* 3 s of audio, oldest dropped */
+	for (int i = 0; i < 150; i++) { /* 3 s of audio, oldest dropped */
 		a->pts = 480000 + i * 960;
 		CHECK_OK(encoder_push_audio(e, a, true));
 	}
-	v->pts = 13 * 90000;                /* first video 3 s after audio */
+	v->pts = 13 * 90000; /* first video 3 s after audio */
 	CHECK_OK(encoder_push_video(e, v, true));
 	encoder_end(e);
 	encoder_stop(e);
@@ -575,7 +596,7 @@ media_sync_far_apart(void)
 	/* within 2 s: audio queued before video is kept (from video - 2 s) */
 	memset(&o, 0, sizeof(o));
 	CHECK_OK(encoder_create(&e, &ec, &ecb));
-	for (int i = 0; i < 50; i++) {      /* 1 s of audio from 10 s */
+	for (int i = 0; i < 50; i++) { /* 1 s of audio from 10 s */
 		a->pts = 480000 + i * 960;
 		CHECK_OK(encoder_push_audio(e, a, true));
 	}
@@ -604,8 +625,8 @@ media_convert_crop(void)
 	convert *c = NULL;
 	AVFrame *f = av_frame_alloc();
 	uint8_t *rgb = malloc(120 * 120 * 3);
-	uint8_t *pl[4] = { rgb, NULL, NULL, NULL };
-	int st[4] = { 360, 0, 0, 0 };
+	uint8_t *pl[4] = {rgb, NULL, NULL, NULL};
+	int st[4] = {360, 0, 0, 0};
 	AVFrame *back = NULL;
 
 	f->format = AV_PIX_FMT_YUV420P;
@@ -614,7 +635,8 @@ media_convert_crop(void)
 	CHECK_OK(av_frame_get_buffer(f, 0));
 	for (int y = 0; y < 240; y++)
 		for (int x = 0; x < 640; x++)
-			f->data[0][y * f->linesize[0] + x] = x >= 200 && x < 440 ? 235 : 16;
+			f->data[0][y * f->linesize[0] + x] =
+			    x >= 200 && x < 440 ? 235 : 16;
 	memset(f->data[1], 128, (size_t)f->linesize[1] * 120);
 	memset(f->data[2], 128, (size_t)f->linesize[2] * 120);
 	CHECK_OK(convert_create(&c));
@@ -623,29 +645,33 @@ media_convert_crop(void)
 	/* the crop is x in [200, 440): all white */
 	CHECK(rgb[0] > 240 && rgb[(120 * 60 + 119) * 3] > 240);
 	CHECK(rgb[(120 * 119 + 60) * 3 + 1] > 240);
-	CHECK_EQ(convert_layout(FP_FMT_NV12, 120, 120, NULL, NULL), 120 * 120 * 3 / 2);
-	CHECK_EQ(convert_to_planes(c, f, FP_FMT_COUNT, 120, 120, pl, st), -EINVAL);
+	CHECK_EQ(convert_layout(FP_FMT_NV12, 120, 120, NULL, NULL),
+	         120 * 120 * 3 / 2);
+	CHECK_EQ(convert_to_planes(c, f, FP_FMT_COUNT, 120, 120, pl, st),
+	         -EINVAL);
 	/* identity: same format and size is a plain copy */
 	{
 		uint8_t *y = malloc(640 * 240 * 3 / 2);
-		uint8_t *p3[4] = { y, y + 640 * 240, y + 640 * 240 + 320 * 120, NULL };
-		int s3[4] = { 640, 320, 320, 0 };
+		uint8_t *p3[4] = {y, y + 640 * 240, y + 640 * 240 + 320 * 120,
+		                  NULL};
+		int s3[4] = {640, 320, 320, 0};
 
 		CHECK(convert_is_identity(f, FP_FMT_YUV420P, 640, 240));
-		CHECK_OK(convert_to_planes(c, f, FP_FMT_YUV420P, 640, 240, p3, s3));
+		CHECK_OK(
+		    convert_to_planes(c, f, FP_FMT_YUV420P, 640, 240, p3, s3));
 		CHECK_EQ(y[239 * 640 + 300], 235);
 		CHECK_EQ(y[239 * 640 + 100], 16);
 		CHECK_OK(convert_from_planes(c, (const uint8_t *const *)p3, s3,
-					     FP_FMT_YUV420P, 640, 240, 7,
-					     (AVRational){ 1, 90000 }, &back));
+		                             FP_FMT_YUV420P, 640, 240, 7,
+		                             (AVRational){1, 90000}, &back));
 		CHECK_EQ(back->pts, 7);
 		CHECK_EQ(back->data[0][239 * back->linesize[0] + 300], 235);
 		av_frame_free(&back);
 		free(y);
 	}
 	CHECK_OK(convert_from_planes(c, (const uint8_t *const *)pl, st,
-				     FP_FMT_RGB24, 120, 120, 9,
-				     (AVRational){ 1, 90000 }, &back));
+	                             FP_FMT_RGB24, 120, 120, 9,
+	                             (AVRational){1, 90000}, &back));
 	CHECK(back->data[0][0] > 225);
 	av_frame_free(&back);
 	convert_destroy(&c);
@@ -664,7 +690,7 @@ media_bytequeue(void)
 	CHECK_EQ(bytequeue_push(q, "ghi", 3, false), -EAGAIN);
 	CHECK_EQ(bytequeue_push(q, "0123456789", 10, false), -E2BIG);
 	CHECK_EQ(bytequeue_read(q, buf, 4), 4);
-	CHECK_OK(bytequeue_push(q, "ghij", 4, false));      /* wraps */
+	CHECK_OK(bytequeue_push(q, "ghij", 4, false)); /* wraps */
 	CHECK_EQ(bytequeue_read(q, buf, 16), 6);
 	CHECK(memcmp(buf, "efghij", 6) == 0);
 	bytequeue_end(q);
@@ -692,20 +718,21 @@ decode_mixed(uint8_t **seg, size_t *len, int n, struct sink *s)
 static void
 media_bad_random(void)
 {
-	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 2,
-			      .audio = GEN_AAC };
+	struct gen_cfg gc = {
+	    .w = 160, .h = 120, .fps = 30, .secs = 2, .audio = GEN_AAC};
 	struct gen_media m;
 	uint8_t *junk = malloc(100000);
 	unsigned seed = 7;
-	struct sink s1 = { 0 }, s2 = { 0 };
+	struct sink s1 = {0}, s2 = {0};
 	uint8_t *seg[GEN_MAX_SEG + 1];
 	size_t len[GEN_MAX_SEG + 1];
 
 	for (int i = 0; i < 100000; i++)
 		junk[i] = (uint8_t)rand_r(&seed);
-	decode_mixed(&junk, &(size_t){ 100000 }, 1, &s1);
+	decode_mixed(&junk, &(size_t){100000}, 1, &s1);
 	CHECK_EQ(s1.nv, 0);
-	printf("    random only: status %d, errors %d\n", s1.end_status, s1.nerr);
+	printf("    random only: status %d, errors %d\n", s1.end_status,
+	       s1.nerr);
 
 	CHECK_OK(gen_media(&gc, &m));
 	seg[0] = junk;
@@ -725,10 +752,10 @@ media_bad_random(void)
 static void
 media_bad_truncated(void)
 {
-	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 4,
-			      .audio = GEN_OPUS };
+	struct gen_cfg gc = {
+	    .w = 160, .h = 120, .fps = 30, .secs = 4, .audio = GEN_OPUS};
 	struct gen_media m;
-	struct sink s = { 0 };
+	struct sink s = {0};
 	size_t len[GEN_MAX_SEG];
 
 	CHECK_OK(gen_media(&gc, &m));
@@ -736,25 +763,32 @@ media_bad_truncated(void)
 	for (int i = 0; i < m.nseg; i++)
 		len[i] = i == 1 ? m.len[i] * 6 / 10 / 188 * 188 + 77 : m.len[i];
 	decode_mixed(m.seg, len, m.nseg, &s);
-	printf("    truncated segment 1: %d of %d frames, bad packets reported %d\n",
+	printf("    truncated segment 1: %d of %d frames, bad packets reported "
+	       "%d\n",
 	       s.nv, m.nv, s.nerr);
 	CHECK(s.nv < m.nv);
-	CHECK(s.nv >= m.nv - 30 - 2);  /* at most segment 1's frames and a few more */
+	CHECK(s.nv >=
+	      m.nv - 30 - 2); /* at most segment 1's frames and a few more */
 	gen_free(&m);
 }
 
 static void
 media_bad_other_codec(void)
 {
-	struct gen_cfg a = { .w = 160, .h = 120, .fps = 30, .secs = 1 };
-	struct gen_cfg b = { .w = 160, .h = 120, .fps = 30, .secs = 1,
-			     .start = 11.0, .vcodec = "mpeg2video" };
-	struct gen_cfg c = { .w = 160, .h = 120, .fps = 30, .secs = 2, .start = 12.0 };
+	struct gen_cfg a = {.w = 160, .h = 120, .fps = 30, .secs = 1};
+	struct gen_cfg b = {.w = 160,
+	                    .h = 120,
+	                    .fps = 30,
+	                    .secs = 1,
+	                    .start = 11.0,
+	                    .vcodec = "mpeg2video"};
+	struct gen_cfg c = {
+	    .w = 160, .h = 120, .fps = 30, .secs = 2, .start = 12.0};
 	struct gen_media ma, mb, mc;
 	uint8_t *seg[3 * GEN_MAX_SEG];
 	size_t len[3 * GEN_MAX_SEG];
 	int n = 0;
-	struct sink s = { 0 };
+	struct sink s = {0};
 
 	CHECK_OK(gen_media(&a, &ma));
 	CHECK_OK(gen_media(&b, &mb));
@@ -773,7 +807,7 @@ media_bad_other_codec(void)
 	for (int i = 0; i < s.nv; i++) {
 		na += s.vpts[i] < 11 * 90000;
 		nc += s.vpts[i] >= 12 * 90000;
-		nc2 += s.vpts[i] >= 13 * 90000;         /* after C's 2nd IDR */
+		nc2 += s.vpts[i] >= 13 * 90000; /* after C's 2nd IDR */
 		CHECK(s.vpts[i] < 11 * 90000 || s.vpts[i] >= 12 * 90000);
 	}
 	/* the last frame of A may be merged with the foreign data by the
@@ -824,7 +858,10 @@ bw_nal(uint8_t *out, uint8_t hdr, struct bw *w)
 
 	bw_put(w, 1, 1);
 	bytes = (size_t)(w->bit + 7) / 8;
-	out[n++] = 0; out[n++] = 0; out[n++] = 0; out[n++] = 1;
+	out[n++] = 0;
+	out[n++] = 0;
+	out[n++] = 0;
+	out[n++] = 1;
 	out[n++] = hdr;
 	for (size_t i = 0; i < bytes; i++) {
 		if (zeros >= 2 && w->b[i] <= 3) {
@@ -840,20 +877,20 @@ bw_nal(uint8_t *out, uint8_t hdr, struct bw *w)
 static size_t
 huge_idr(uint8_t *out)
 {
-	struct bw sps = { { 0 }, 0 }, pps = { { 0 }, 0 }, sl = { { 0 }, 0 };
+	struct bw sps = {{0}, 0}, pps = {{0}, 0}, sl = {{0}, 0};
 	size_t n = 0;
 
-	bw_put(&sps, 8, 66);           /* baseline */
+	bw_put(&sps, 8, 66); /* baseline */
 	bw_put(&sps, 8, 0xc0);
 	bw_put(&sps, 8, 51);
-	bw_ue(&sps, 0);                /* sps id */
-	bw_ue(&sps, 0);                /* log2_max_frame_num - 4 */
-	bw_ue(&sps, 2);                /* poc type */
-	bw_ue(&sps, 1);                /* refs */
+	bw_ue(&sps, 0); /* sps id */
+	bw_ue(&sps, 0); /* log2_max_frame_num - 4 */
+	bw_ue(&sps, 2); /* poc type */
+	bw_ue(&sps, 1); /* refs */
 	bw_put(&sps, 1, 0);
-	bw_ue(&sps, 1023);             /* 16384 / 16 - 1 */
+	bw_ue(&sps, 1023); /* 16384 / 16 - 1 */
 	bw_ue(&sps, 1023);
-	bw_put(&sps, 1, 1);            /* frame_mbs_only */
+	bw_put(&sps, 1, 1); /* frame_mbs_only */
 	bw_put(&sps, 1, 1);
 	bw_put(&sps, 1, 0);
 	bw_put(&sps, 1, 0);
@@ -865,7 +902,7 @@ huge_idr(uint8_t *out)
 	bw_ue(&pps, 0);
 	bw_ue(&pps, 0);
 	bw_put(&pps, 3, 0);
-	bw_ue(&pps, 0);                /* se(0) == ue(0) */
+	bw_ue(&pps, 0); /* se(0) == ue(0) */
 	bw_ue(&pps, 0);
 	bw_ue(&pps, 0);
 	bw_put(&pps, 3, 4);
@@ -887,7 +924,8 @@ huge_idr(uint8_t *out)
 static void
 media_bad_huge_sps(void)
 {
-	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 1, .start = 11.0 };
+	struct gen_cfg gc = {
+	    .w = 160, .h = 120, .fps = 30, .secs = 1, .start = 11.0};
 	struct gen_media m;
 	AVFormatContext *oc = NULL;
 	AVStream *st;
@@ -896,7 +934,7 @@ media_bad_huge_sps(void)
 	uint8_t *seg[GEN_MAX_SEG + 1];
 	size_t len[GEN_MAX_SEG + 1];
 	size_t nn = huge_idr(nal);
-	struct sink s = { 0 };
+	struct sink s = {0};
 	int blen;
 
 	CHECK_OK(avformat_alloc_output_context2(&oc, NULL, "mpegts", NULL) < 0);
@@ -906,7 +944,7 @@ media_bad_huge_sps(void)
 	st->codecpar->codec_id = AV_CODEC_ID_H264;
 	st->codecpar->width = 160;
 	st->codecpar->height = 120;
-	st->time_base = (AVRational){ 1, 90000 };
+	st->time_base = (AVRational){1, 90000};
 	CHECK(avformat_write_header(oc, NULL) >= 0);
 	for (int i = 0; i < 5; i++) {
 		CHECK_OK(av_new_packet(pkt, (int)nn));
@@ -939,18 +977,18 @@ media_bad_huge_sps(void)
 static void
 media_bad_zero_length(void)
 {
-	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 2 };
+	struct gen_cfg gc = {.w = 160, .h = 120, .fps = 30, .secs = 2};
 	struct gen_media m;
 	uint8_t *seg[GEN_MAX_SEG * 2];
 	size_t len[GEN_MAX_SEG * 2];
 	int n = 0;
-	struct sink s = { 0 }, e = { 0 };
+	struct sink s = {0}, e = {0};
 	decoder *d = NULL;
 
 	CHECK_OK(gen_media(&gc, &m));
 	for (int i = 0; i < m.nseg; i++) {
 		seg[n] = m.seg[i];
-		len[n++] = 0;                  /* an empty segment first */
+		len[n++] = 0; /* an empty segment first */
 		seg[n] = m.seg[i];
 		len[n++] = m.len[i];
 	}
@@ -974,13 +1012,13 @@ media_bad_zero_length(void)
 static void
 media_close_midstream(void)
 {
-	struct gen_cfg gc = { .w = 160, .h = 120, .fps = 30, .secs = 1 };
+	struct gen_cfg gc = {.w = 160, .h = 120, .fps = 30, .secs = 1};
 	struct gen_media m;
-	struct sink s = { 0 };
-	struct out o = { 0 };
-	struct encoder_cfg ec = { .has_video = true, .threads = 1 };
-	struct encoder_callbacks ecb = { &o, out_begin, out_bytes, out_end, NULL,
-					 out_done };
+	struct sink s = {0};
+	struct out o = {0};
+	struct encoder_cfg ec = {.has_video = true, .threads = 1};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
 	decoder *d = NULL;
 	encoder *e = NULL;
 
@@ -1000,23 +1038,23 @@ media_close_midstream(void)
 }
 
 static const struct th_case cases[] = {
-	TH_CASE(media_bytequeue),
-	TH_CASE(media_convert_crop),
-	TH_CASE(media_roundtrip_aac),
-	TH_CASE(media_roundtrip_opus),
-	TH_CASE(media_video_only),
-	TH_CASE(media_audio_only),
-	TH_CASE(media_decimation),
-	TH_CASE(media_resolution_change),
-	TH_CASE(media_encoder_resize),
-	TH_CASE(media_sync_far_apart),
-	TH_CASE(media_bad_random),
-	TH_CASE(media_bad_truncated),
-	TH_CASE(media_bad_other_codec),
-	TH_CASE(media_bad_huge_sps),
-	TH_CASE(media_bad_zero_length),
-	TH_CASE(media_close_midstream),
-	TH_END,
+    TH_CASE(media_bytequeue),
+    TH_CASE(media_convert_crop),
+    TH_CASE(media_roundtrip_aac),
+    TH_CASE(media_roundtrip_opus),
+    TH_CASE(media_video_only),
+    TH_CASE(media_audio_only),
+    TH_CASE(media_decimation),
+    TH_CASE(media_resolution_change),
+    TH_CASE(media_encoder_resize),
+    TH_CASE(media_sync_far_apart),
+    TH_CASE(media_bad_random),
+    TH_CASE(media_bad_truncated),
+    TH_CASE(media_bad_other_codec),
+    TH_CASE(media_bad_huge_sps),
+    TH_CASE(media_bad_zero_length),
+    TH_CASE(media_close_midstream),
+    TH_END,
 };
 
 int

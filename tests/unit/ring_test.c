@@ -514,6 +514,15 @@ ring_state_machine(void)
 	CHECK_OK(ring_complete(r, s[2], old + 1, 3000));
 	CHECK_OK(ring_release(r, s[2], old + 1));
 	CHECK_EQ(ring_free_count(r), 3);
+
+	/* A DONE slot is the gateway's again: a death does not take it. */
+	CHECK_OK(ring_acquire(r, &s[4], &g[4]));
+	CHECK_OK(ring_send(r, s[4], g[4], 10, 4000));
+	CHECK_OK(ring_complete(r, s[4], g[4], 4000));
+	CHECK_EQ(ring_reclaim(r, 4000, RING_RECLAIM_FREE), 0);
+	CHECK_OK(ring_slot_info(r, s[4], &info));
+	CHECK_EQ(info.state, RING_SLOT_DONE);
+	CHECK_OK(ring_release(r, s[4], g[4]));
 	ring_destroy(&r);
 }
 

@@ -663,6 +663,59 @@ test_crash_on_params_and_overflow(void)
 	gw_teardown(&g);
 }
 
+/* The plugin writes one byte at out->plane[0] + (target - out slot): SIGSEGV. */
+static void
+gw_stray_write(struct gw *g, bool into_input)
+{
+	char params[96];
+	struct gw_frame f;
+	uint32_t x = 0, xgen = 0;
+	uint8_t *xbase, *obase;
+	uint64_t size;
+	struct msg m;
+	int st;
+
+	gw_start(g, "fixture_crash", "{}");
+	gw_stream_start(g, 1, "{}");
+	gw_frame_prepare(g, &f, 1, 0);
+	CHECK_EQ(f.lay.offset[0], 0);
+	if (into_input) {
+		CHECK_OK(ring_slot_ptr(g->ring, f.in, f.in_gen, &xbase, &size));
+	} else {
+		/* Another stream's frame, say. */
+		CHECK_OK(ring_acquire(g->ring, &x, &xgen));
+		CHECK_OK(ring_slot_ptr(g->ring, x, xgen, &xbase, &size));
+		xbase[0] = 0x11;
+	}
+	CHECK_OK(ring_slot_ptr(g->ring, f.out, f.out_gen, &obase, &size));
+	snprintf(params, sizeof(params), "{\"write_at\":%lld}", (long long)(xbase - obase));
+	m = (struct msg){ .type = MSG_PARAMS };
+	m.u.params.stream = 1;
+	m.u.params.params = msg_cstr(params);
+	gw_send(g, &m);
+	gw_expect(g, MSG_PARAMS_ACK, &m);
+	uint8_t before = xbase[0];
+	gw_send(g, &f.m);
+	st = gw_wait_exit(g);
+	CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status 0x%x", st);
+	CHECK_EQ(xbase[0], before); /* nothing reached the other slot */
+	if (!into_input)
+		CHECK_OK(ring_release(g->ring, x, xgen));
+}
+
+static void
+test_stray_writes_into_other_slots_fault(void)
+{
+	struct gw g;
+
+	gw_setup(&g);
+	setenv("CT_WORKER_FENCE", "1", 1);
+	gw_stray_write(&g, false);
+	gw_relisten(&g);
+	gw_stray_write(&g, true);
+	gw_teardown(&g);
+}
+
 static void
 test_plugin_error_streak_exits(void)
 {
@@ -917,11 +970,13 @@ gw_cmp_i64(const void *a, const void *b)
 static void
 test_timing_512(void)
 {
-	static const char *const plugins[] = { "passthrough", "grayscale" };
+	static const char *const plugins[] = { "passthrough", "grayscale", "grayscale" };
 	enum { N = 200 };
 	static int64_t rt[N], pu[N];
 
-	for (size_t k = 0; k < 2; k++) {
+	for (size_t k = 0; k < 3; k++) {
+		if (k == 2)
+			setenv("CT_WORKER_FENCE", "1", 1); /* the slot fence's cost */
 		struct gw g;
 		struct gw_frame f;
 		struct msg m;
@@ -941,8 +996,9 @@ test_timing_512(void)
 		}
 		qsort(rt, N, sizeof(rt[0]), gw_cmp_i64);
 		qsort(pu, N, sizeof(pu[0]), gw_cmp_i64);
-		printf("    %s 512x512 RGB24, %d frames: round trip p50 %.0f us p99 %.0f us; "
-		       "in worker p50 %lld us p99 %lld us\n", plugins[k], N, rt[N / 2] / 1e3,
+		printf("    %s%s 512x512 RGB24, %d frames: round trip p50 %.0f us p99 %.0f us; "
+		       "in worker p50 %lld us p99 %lld us\n", plugins[k],
+		       k == 2 ? " (fence on)" : "", N, rt[N / 2] / 1e3,
 		       rt[N * 99 / 100] / 1e3, (long long)pu[N / 2], (long long)pu[N * 99 / 100]);
 		gw_shutdown(&g);
 		gw_teardown(&g);
@@ -957,6 +1013,7 @@ static const struct th_case cases[] = {
 	TH_CASE(test_config_file_and_init_failure),
 	TH_CASE(test_crash_fixture_dies_by_signal),
 	TH_CASE(test_crash_on_params_and_overflow),
+	TH_CASE(test_stray_writes_into_other_slots_fault),
 	TH_CASE(test_plugin_error_streak_exits),
 	TH_CASE(test_out_size_change_repacked),
 	TH_CASE(test_events_data_audio),
