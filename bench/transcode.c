@@ -22,13 +22,15 @@
 #define BENCH_SECS 4
 #define BENCH_FPS 30
 #define BENCH_GOP 2.0
+#define BENCH_SLOTS 4 /* the ring's default --ring-slots */
 
 struct run {
 	convert *cv;
 	encoder *enc;
 	int w, h;
-	uint8_t *slot;
-	uint8_t *plane[4];
+	uint8_t *slot[BENCH_SLOTS];
+	bool busy[BENCH_SLOTS];
+	size_t size[4];
 	int stride[4];
 	uint64_t frames, bytes;
 	int dec_status, enc_status;
@@ -37,23 +39,55 @@ struct run {
 	bool enc_done;
 };
 
+/* The encoder dropped its last reference: the slot is free again. */
+static void
+run_release(void *o, uint8_t *data)
+{
+	struct run *r = o;
+
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < BENCH_SLOTS; i++)
+		if (r->slot[i] == data)
+			r->busy[i] = false;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
 static int
 run_video(void *o, AVFrame *f)
 {
 	struct run *r = o;
+	uint8_t *plane[4];
 	AVFrame *out = NULL;
-	int ret;
+	int ret, i;
 
-	/* the real path: frame into a ring-slot layout, back out for x264 */
-	ret = convert_to_planes(r->cv, f, FP_FMT_YUV420P, r->w, r->h, r->plane,
+	/* the real path: a free ring slot, the frame into it (the passthrough
+	   case is a plane copy), and the slot to x264 with no copy; the slot
+	   stays held until the encoder lets go of it */
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		for (i = 0; i < BENCH_SLOTS && r->busy[i]; i++)
+			;
+		if (i < BENCH_SLOTS)
+			break;
+		pthread_cond_wait(&r->cond, &r->lock);
+	}
+	r->busy[i] = true;
+	pthread_mutex_unlock(&r->lock);
+	plane[0] = r->slot[i];
+	plane[1] = plane[0] + r->size[0];
+	plane[2] = plane[1] + r->size[1];
+	plane[3] = NULL;
+	ret = convert_to_planes(r->cv, f, FP_FMT_YUV420P, r->w, r->h, plane,
 	                        r->stride);
-	if (ret < 0)
+	if (ret == 0)
+		ret = convert_wrap_planes(plane, r->stride, FP_FMT_YUV420P,
+		                          r->w, r->h, f->pts, f->time_base,
+		                          run_release, r, &out);
+	if (ret < 0) {
+		run_release(r, plane[0]);
 		return ret;
-	ret = convert_from_planes(r->cv, (const uint8_t *const *)r->plane,
-	                          r->stride, FP_FMT_YUV420P, r->w, r->h, f->pts,
-	                          f->time_base, &out);
-	if (ret < 0)
-		return ret;
+	}
 	ret = encoder_push_video(r->enc, out, true);
 	av_frame_free(&out);
 	r->frames++;
@@ -115,17 +149,16 @@ bench_ours(const uint8_t *data, size_t len, int w, int h, double *wall,
 	                         .frame_rate = {BENCH_FPS, 1}};
 	struct encoder_callbacks ecb = {
 	    .opaque = &r, .on_segment_bytes = run_bytes, .on_end = run_enc_end};
-	size_t sz[4];
+	size_t total;
 	decoder *d = NULL;
 	int64_t t0;
 	double c0;
 
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
-	r.slot = malloc(convert_layout(FP_FMT_YUV420P, w, h, r.stride, sz));
-	r.plane[0] = r.slot;
-	r.plane[1] = r.slot + sz[0];
-	r.plane[2] = r.plane[1] + sz[1];
+	total = convert_layout(FP_FMT_YUV420P, w, h, r.stride, r.size);
+	for (int i = 0; i < BENCH_SLOTS; i++)
+		r.slot[i] = malloc(total);
 	if (convert_create(&r.cv) < 0)
 		exit(1);
 	t0 = clock_now_ns();
@@ -152,7 +185,7 @@ bench_ours(const uint8_t *data, size_t len, int w, int h, double *wall,
 	*cpu = cpu_self() - c0;
 	if (getenv("TRANSCODE_VERBOSE"))
 		fprintf(stderr, "ours %dx%d: %llu bytes out\n", w, h,
-			(unsigned long long)r.bytes);
+		        (unsigned long long)r.bytes);
 	if (r.dec_status != 0 || r.enc_status != 0 || r.bytes == 0)
 		fprintf(stderr,
 		        "transcode: status decode %d encode %d bytes %llu\n",
@@ -161,7 +194,8 @@ bench_ours(const uint8_t *data, size_t len, int w, int h, double *wall,
 	decoder_destroy(&d);
 	encoder_destroy(&r.enc);
 	convert_destroy(&r.cv);
-	free(r.slot);
+	for (int i = 0; i < BENCH_SLOTS; i++)
+		free(r.slot[i]);
 	pthread_cond_destroy(&r.cond);
 	pthread_mutex_destroy(&r.lock);
 	return (long)r.frames;

@@ -305,3 +305,40 @@ err_free_frame:
 	av_frame_free(&f);
 	return ret;
 }
+
+int
+convert_wrap_planes(uint8_t *const plane[4], const int stride[4],
+                    enum fp_pixfmt fmt, int w, int h, int64_t pts,
+                    AVRational tb, void (*release)(void *opaque, uint8_t *data),
+                    void *opaque, AVFrame **out)
+{
+	AVFrame *f;
+
+	if (fmt != FP_FMT_YUV420P)
+		return -ENOTSUP;
+	if (w < 2 || h < 2 || w > 16384 || h > 16384 || plane[0] == NULL ||
+	    plane[1] == NULL || plane[2] == NULL || release == NULL)
+		return -EINVAL;
+	f = av_frame_alloc();
+	if (f == NULL)
+		return -ENOMEM;
+	/* size is nominal: the buffer is only a lifetime handle */
+	f->buf[0] = av_buffer_create(plane[0], 1, release, opaque,
+	                             AV_BUFFER_FLAG_READONLY);
+	if (f->buf[0] == NULL) {
+		av_frame_free(&f);
+		return -ENOMEM;
+	}
+	f->format = AV_PIX_FMT_YUV420P;
+	f->width = w;
+	f->height = h;
+	for (int i = 0; i < 3; i++) {
+		f->data[i] = plane[i];
+		f->linesize[i] = stride[i];
+	}
+	f->extended_data = f->data;
+	f->pts = pts;
+	f->time_base = tb;
+	*out = f;
+	return 0;
+}

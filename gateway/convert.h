@@ -80,6 +80,21 @@ int convert_from_planes(convert *c, const uint8_t *const plane[4],
                         const int stride[4], enum fp_pixfmt fmt, int w, int h,
                         int64_t pts, AVRational tb, AVFrame **out);
 
+/*
+ * Zero-copy variant of convert_from_planes for a YUV420P slot: *out refers
+ * to the caller's planes (no pixel copy). release(opaque, plane[0]) is
+ * called once, on whatever thread drops the last reference (for the
+ * encoder: its thread, after x264 has copied the picture); the planes must
+ * stay valid and unchanged until then (the ring slot stays held).
+ * Returns 0, -ENOTSUP for other formats (use convert_from_planes), -EINVAL,
+ * -ENOMEM (release is not called on failure). Any thread.
+ */
+int convert_wrap_planes(uint8_t *const plane[4], const int stride[4],
+                        enum fp_pixfmt fmt, int w, int h, int64_t pts,
+                        AVRational tb,
+                        void (*release)(void *opaque, uint8_t *data),
+                        void *opaque, AVFrame **out);
+
 /* The libav pixel format of an fp_pixfmt (AV_PIX_FMT_NONE if unknown). */
 enum AVPixelFormat convert_av_pixfmt(enum fp_pixfmt fmt);
 

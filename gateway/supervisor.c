@@ -1,9 +1,9 @@
 /*
- * Worker pool supervisor: process table, fork+exec into a new process group,
- * pidfd (or SIGCHLD) death events, reaping, restart backoff, heartbeats and
- * per-operation deadlines, validation of worker messages, orderly shutdown.
- * Does not own streams, ring slots or frames: the owner hears on_death and
- * reclaims. Loop thread only; no locks.
+ * Worker pool supervisor: the process table, spawning (via workerproc),
+ * pidfd (or SIGCHLD) death events, reaping, restart backoff, heartbeat and
+ * deadline timers, the pool API and orderly shutdown. Messages are in
+ * supervisor_ipc.c. Does not own streams, ring slots or frames: the owner
+ * hears on_death and reclaims. Loop thread only; no locks.
  */
 #include "supervisor.h"
 
@@ -20,97 +20,9 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "clock.h"
-#include "ipc.h"
 #include "log.h"
-#include "workerconn.h"
+#include "supervisor_int.h"
 #include "workerproc.h"
-
-#define SUP_MOD "supervisor"
-#define SUP_MAX_OPS 32                       /* tracked requests per worker */
-#define SUP_MAX_RECV (MSG_MAX_TEXT + 65536u) /* largest message accepted */
-#define SUP_TX_INIT 65536u
-#define SUP_MAX_WORKERS 1024
-#define SUP_REAP_GRACE_NS (5 * 1000000000LL) /* after SIGKILL, in stop */
-
-/* A request sent to a worker and not answered yet (answered in order). */
-enum sup_op_kind {
-	SUP_OP_FRAME,
-	SUP_OP_PARAMS,
-	SUP_OP_START,
-	SUP_OP_STOP,
-	SUP_OP_PING
-};
-
-struct sup_op {
-	uint8_t kind;
-	uint32_t stream;
-	uint64_t key; /* FRAME: seq, PING: nonce */
-};
-
-struct sup_worker {
-	supervisor *w_sup;
-	int w_id;
-	int w_gpu;
-	int w_ring_fd; /* our CLOEXEC dup, or -1 */
-	enum supervisor_state w_state;
-	pid_t w_pid; /* > 0 while a process exists (until reaped) */
-	pid_t w_last_pid;
-	int w_pidfd;
-	struct event *w_ev_pid;
-	struct event *w_ev_timer;   /* deadlines and pings */
-	struct event *w_ev_respawn; /* backoff */
-	workerconn *w_conn;
-	uint32_t w_gen;
-	int64_t w_spawn_ns;
-	int64_t w_state_ns;   /* when the current state began */
-	int64_t w_ping_ns;    /* last PING sent */
-	int64_t w_op_base_ns; /* when the head op could start */
-	int64_t w_kill_ns;
-	unsigned w_restarts;
-	unsigned w_crashes; /* consecutive short-lived deaths */
-	unsigned w_violations;
-	uint64_t w_frames;
-	uint64_t w_nonce;
-	bool w_has_stream;
-	uint32_t w_stream;
-	bool w_had_prev;
-	uint32_t w_prev_stream; /* answers may trail a STREAM_STOP */
-	bool w_fatal;
-	bool w_killed;
-	char w_kill_reason[96];
-	char w_last_error[160];
-	char w_err_msg[120]; /* last ERROR text of the current process */
-	uint32_t w_abi, w_vformat, w_vmem, w_caps, w_init_ms;
-	char w_plugin[64];
-	struct sup_op w_ops[SUP_MAX_OPS];
-	unsigned w_nops;
-};
-
-struct supervisor {
-	struct event_base *s_base;
-	struct supervisor_config s_cfg; /* strings below, arrays cleared */
-	char *s_worker_path;
-	char *s_ipc_dir;
-	char *s_processor;
-	char *s_pconfig;
-	char *s_log_level;
-	ipc_dir *s_dir; /* ours when cfg->ipc_dir was NULL */
-	bool s_started;
-	bool s_closing;
-	bool s_stopped;
-	bool s_use_pidfd;
-	int64_t s_close_deadline_ns;
-	struct event *s_ev_sigchld;
-	uint8_t *s_tx;
-	size_t s_tx_cap;
-	uint64_t s_violations;
-	pid_t s_self;
-	int s_n;
-	struct sup_worker *s_w;
-};
-
-static void sup_arm(struct sup_worker *w);
 
 static const char *const sup_state_names[] = {"starting", "loading", "idle",
                                               "busy", "dead"};
@@ -130,28 +42,11 @@ sup_def(unsigned v, unsigned def)
 	return v ? v : def;
 }
 
-static void
-sup_set_state(struct sup_worker *w, enum supervisor_state st)
-{
-	w->w_state = st;
-	w->w_state_ns = clock_now_ns();
-}
-
-static void
-sup_copy_str(char *dst, size_t cap, const char *p, size_t len)
-{
-	size_t n = len < cap - 1 ? len : cap - 1;
-
-	for (size_t i = 0; i < n; i++)
-		dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
-	dst[n] = '\0';
-}
-
 /* ---- killing and reaping ------------------------------------------------ */
 
 /* SIGKILL to w's whole group; on_death follows from the reap. */
-static int
-sup_kill(struct sup_worker *w, const char *reason)
+int
+supervisor_kill_worker(struct sup_worker *w, const char *reason)
 {
 	if (w->w_pid <= 0 || w->w_killed)
 		return -ESRCH;
@@ -242,7 +137,7 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 		         sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	d.reason = reason;
 	sup_teardown_proc(w);
-	sup_set_state(w, SUPERVISOR_DEAD);
+	supervisor_set_state(w, SUPERVISOR_DEAD);
 	snprintf(w->w_last_error, sizeof(w->w_last_error), "%s", reason);
 	w->w_has_stream = false;
 	w->w_had_prev = false;
@@ -331,115 +226,6 @@ sup_enable_sigchld(supervisor *s)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static int
-sup_encode_send(supervisor *s, struct sup_worker *w, const struct msg *m)
-{
-	size_t len = 0;
-	int rv;
-
-	if (!w->w_conn)
-		return -ENOTCONN;
-	rv = msg_encode(m, s->s_tx, s->s_tx_cap, &len);
-	if (rv == -EMSGSIZE) {
-		size_t need = msg_encoded_bound(m);
-		uint8_t *p;
-
-		if (need <= s->s_tx_cap)
-			return rv;
-		p = realloc(s->s_tx, need);
-		if (!p)
-			return -ENOMEM;
-		s->s_tx = p;
-		s->s_tx_cap = need;
-		rv = msg_encode(m, s->s_tx, s->s_tx_cap, &len);
-	}
-	if (rv < 0)
-		return rv;
-	return workerconn_send(w->w_conn, s->s_tx, len);
-}
-
-static void
-sup_push_op(struct sup_worker *w, uint8_t kind, uint32_t stream, uint64_t key)
-{
-	if (w->w_nops >= SUP_MAX_OPS)
-		return;
-	if (w->w_nops == 0)
-		w->w_op_base_ns = clock_now_ns();
-	w->w_ops[w->w_nops].kind = kind;
-	w->w_ops[w->w_nops].stream = stream;
-	w->w_ops[w->w_nops].key = key;
-	w->w_nops++;
-}
-
-/*
- * Sends a PING and tracks it even when the send fails: a worker that stops
- * reading its socket must still run into the hang deadline.
- */
-static void
-sup_ping(struct sup_worker *w)
-{
-	struct msg m;
-	int64_t now = clock_now_ns();
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_PING;
-	m.u.ping.nonce = ++w->w_nonce;
-	m.u.ping.t_ns = now;
-	(void)sup_encode_send(w->w_sup, w, &m);
-	sup_push_op(w, SUP_OP_PING, 0, m.u.ping.nonce);
-	w->w_ping_ns = now;
-}
-
-/* The first op of `kind` matching (stream, key); key is ignored for PARAMS. */
-static int
-sup_op_find(const struct sup_worker *w, uint8_t kind, uint32_t stream,
-            uint64_t key)
-{
-	for (unsigned i = 0; i < w->w_nops; i++) {
-		const struct sup_op *o = &w->w_ops[i];
-
-		if (o->kind != kind)
-			continue;
-		if (kind == SUP_OP_PING && o->key == key)
-			return (int)i;
-		if (kind == SUP_OP_PARAMS && o->stream == stream)
-			return (int)i;
-		if (kind == SUP_OP_FRAME && o->stream == stream &&
-		    o->key == key)
-			return (int)i;
-	}
-	return -1;
-}
-
-/*
- * Op i is answered. The worker handles requests in order, so the
- * unanswered STREAM_START/STOP before it are done too.
- */
-static void
-sup_op_done(struct sup_worker *w, int i)
-{
-	unsigned out = 0;
-	bool head_gone = false;
-
-	for (unsigned k = 0; k < w->w_nops; k++) {
-		const struct sup_op *o = &w->w_ops[k];
-		bool drop =
-		    (int)k == i || ((int)k < i && (o->kind == SUP_OP_START ||
-		                                   o->kind == SUP_OP_STOP));
-
-		if (drop) {
-			if (out == 0)
-				head_gone = true;
-			continue;
-		}
-		w->w_ops[out++] = *o;
-	}
-	w->w_nops = out;
-	if (head_gone)
-		w->w_op_base_ns = clock_now_ns();
-	sup_arm(w);
-}
-
 int
 supervisor_send(supervisor *s, int worker, const struct msg *m)
 {
@@ -501,190 +287,27 @@ supervisor_send(supervisor *s, int worker, const struct msg *m)
 		return -EINVAL;
 	if (w->w_nops + need > SUP_MAX_OPS)
 		return -ENOBUFS;
-	if ((rv = sup_encode_send(s, w, m)) != 0)
+	if ((rv = supervisor_ipc_send(s, w, m)) != 0)
 		return rv;
 	if (need)
-		sup_push_op(w, kind, stream,
-		            kind == SUP_OP_FRAME ? m->u.frame.seq : 0);
+		supervisor_ipc_push_op(
+		    w, kind, stream, kind == SUP_OP_FRAME ? m->u.frame.seq : 0);
 	if (m->type == MSG_STREAM_START) {
 		w->w_has_stream = true;
 		w->w_stream = stream;
-		sup_set_state(w, SUPERVISOR_BUSY);
-		sup_ping(w); /* fence: its PONG says stream_start() returned */
+		supervisor_set_state(w, SUPERVISOR_BUSY);
+		supervisor_ipc_ping(
+		    w); /* fence: its PONG says stream_start() returned */
 	} else if (m->type == MSG_STREAM_STOP) {
 		w->w_has_stream = false;
 		w->w_had_prev = true;
 		w->w_prev_stream = stream;
-		sup_set_state(w, SUPERVISOR_IDLE);
-		sup_ping(w);
+		supervisor_set_state(w, SUPERVISOR_IDLE);
+		supervisor_ipc_ping(w);
 	}
 	if (need)
-		sup_arm(w);
+		supervisor_arm(w);
 	return 0;
-}
-
-/* ---- receiving ---------------------------------------------------------- */
-
-/* Counts a protocol violation; kills at the limit. False: stop reading. */
-static bool
-sup_violation(struct sup_worker *w, const char *what, const char *type)
-{
-	supervisor *s = w->w_sup;
-
-	w->w_violations++;
-	s->s_violations++;
-	log_warn(
-	    SUP_MOD,
-	    "protocol violation worker=%d pid=%d what=\"%s\" type=%s count=%u",
-	    w->w_id, w->w_pid, what, type, w->w_violations);
-	if (w->w_violations >= s->s_cfg.max_violations) {
-		char reason[96];
-
-		snprintf(reason, sizeof(reason), "protocol violations: %u",
-		         w->w_violations);
-		sup_kill(w, reason);
-		return false;
-	}
-	return true;
-}
-
-static bool
-sup_stream_ok(const struct sup_worker *w, uint32_t stream)
-{
-	return (w->w_has_stream && stream == w->w_stream) ||
-	       (w->w_had_prev && stream == w->w_prev_stream);
-}
-
-static bool
-sup_on_hello(struct sup_worker *w, const struct msg_hello *h)
-{
-	if (w->w_state != SUPERVISOR_STARTING)
-		return sup_violation(w, "HELLO twice", "HELLO");
-	if (h->worker_id != (uint32_t)w->w_id || h->pid != (uint32_t)w->w_pid)
-		return sup_violation(w, "HELLO with a wrong worker id or pid",
-		                     "HELLO");
-	w->w_abi = h->abi_version;
-	w->w_vformat = h->video_format;
-	w->w_vmem = h->video_mem;
-	w->w_caps = h->caps;
-	sup_copy_str(w->w_plugin, sizeof(w->w_plugin), h->plugin_name.ptr,
-	             h->plugin_name.len);
-	sup_set_state(w, SUPERVISOR_LOADING);
-	sup_arm(w);
-	return true;
-}
-
-static bool
-sup_on_ready_msg(struct sup_worker *w, const struct msg_ready *r)
-{
-	supervisor *s = w->w_sup;
-
-	if (w->w_state != SUPERVISOR_LOADING ||
-	    r->worker_id != (uint32_t)w->w_id)
-		return sup_violation(w, "READY out of order", "READY");
-	w->w_init_ms = r->init_ms;
-	sup_set_state(w, SUPERVISOR_IDLE);
-	w->w_ping_ns = clock_now_ns();
-	sup_arm(w);
-	log_info(SUP_MOD,
-	         "worker ready worker=%d pid=%d gen=%u plugin=%s init_ms=%u",
-	         w->w_id, w->w_pid, w->w_gen, w->w_plugin, r->init_ms);
-	if (s->s_cfg.cb.on_ready)
-		s->s_cfg.cb.on_ready(s->s_cfg.cb_arg, w->w_id);
-	return true;
-}
-
-static bool
-sup_on_msg(void *arg, const void *buf, size_t len)
-{
-	struct sup_worker *w = arg;
-	supervisor *s = w->w_sup;
-	const struct supervisor_callbacks *cb = &s->s_cfg.cb;
-	void *ca = s->s_cfg.cb_arg;
-	struct msg m;
-	int i;
-
-	if (w->w_killed || w->w_pid <= 0)
-		return false;
-	if (s->s_closing)
-		return true;
-	if (msg_decode(buf, len, &m) != 0)
-		return sup_violation(w, "undecodable message", "?");
-	if (!msg_is_from_worker(m.type))
-		return sup_violation(w, "gateway-to-worker type from a worker",
-		                     msg_type_name(m.type));
-	if (m.type != MSG_HELLO && m.type != MSG_ERROR &&
-	    w->w_state == SUPERVISOR_STARTING)
-		return sup_violation(w, "message before HELLO",
-		                     msg_type_name(m.type));
-	switch (m.type) {
-	case MSG_HELLO:
-		return sup_on_hello(w, &m.u.hello);
-	case MSG_READY:
-		return sup_on_ready_msg(w, &m.u.ready);
-	case MSG_RESULT:
-		i = sup_op_find(w, SUP_OP_FRAME, m.u.result.stream,
-		                m.u.result.seq);
-		if (i < 0)
-			return sup_violation(w, "RESULT for no frame in flight",
-			                     "RESULT");
-		w->w_frames++;
-		sup_op_done(w, i);
-		if (cb->on_result)
-			cb->on_result(ca, w->w_id, &m.u.result);
-		break;
-	case MSG_DROP:
-		i = sup_op_find(w, SUP_OP_FRAME, m.u.drop.stream, m.u.drop.seq);
-		if (i < 0)
-			return sup_violation(w, "DROP for no frame in flight",
-			                     "DROP");
-		sup_op_done(w, i);
-		if (cb->on_drop)
-			cb->on_drop(ca, w->w_id, &m.u.drop);
-		break;
-	case MSG_PARAMS_ACK:
-		i = sup_op_find(w, SUP_OP_PARAMS, m.u.params_ack.stream, 0);
-		if (i < 0)
-			return sup_violation(w, "PARAMS_ACK for no PARAMS",
-			                     "PARAMS_ACK");
-		sup_op_done(w, i);
-		if (cb->on_params_ack)
-			cb->on_params_ack(ca, w->w_id, &m.u.params_ack);
-		break;
-	case MSG_PONG:
-		i = sup_op_find(w, SUP_OP_PING, 0, m.u.pong.nonce);
-		if (i < 0)
-			return sup_violation(w, "PONG for no PING", "PONG");
-		sup_op_done(w, i);
-		break;
-	case MSG_AUDIO_OUT:
-		if (!sup_stream_ok(w, m.u.audio_out.stream))
-			return sup_violation(w, "AUDIO_OUT for another stream",
-			                     "AUDIO_OUT");
-		if (cb->on_audio_out)
-			cb->on_audio_out(ca, w->w_id, &m.u.audio_out);
-		break;
-	case MSG_ERROR:
-		sup_copy_str(w->w_err_msg, sizeof(w->w_err_msg),
-		             m.u.error.message.ptr, m.u.error.message.len);
-		snprintf(w->w_last_error, sizeof(w->w_last_error), "%s",
-		         w->w_err_msg);
-		if (cb->on_error)
-			cb->on_error(ca, w->w_id, &m.u.error);
-		break;
-	case MSG_EVENT:
-		if (cb->on_event)
-			cb->on_event(ca, w->w_id, &m.u.event);
-		break;
-	case MSG_DATA:
-		if (cb->on_data)
-			cb->on_data(ca, w->w_id, &m.u.data);
-		break;
-	default:
-		return sup_violation(w, "unexpected type",
-		                     msg_type_name(m.type));
-	}
-	return !w->w_killed && w->w_pid > 0;
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -738,8 +361,8 @@ sup_next_ns(const struct sup_worker *w)
 	}
 }
 
-static void
-sup_arm(struct sup_worker *w)
+void
+supervisor_arm(struct sup_worker *w)
 {
 	int64_t at = sup_next_ns(w), d;
 	struct timeval tv;
@@ -766,30 +389,30 @@ sup_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (at < 0)
 		return;
 	if (now < at) {
-		sup_arm(w);
+		supervisor_arm(w);
 		return;
 	}
 	if (s->s_closing) {
-		sup_kill(w, "no exit after SHUTDOWN");
+		supervisor_kill_worker(w, "no exit after SHUTDOWN");
 		return;
 	}
 	switch (w->w_state) {
 	case SUPERVISOR_STARTING:
 		snprintf(reason, sizeof(reason), "no HELLO in %u ms",
 		         s->s_cfg.hello_ms);
-		sup_kill(w, reason);
+		supervisor_kill_worker(w, reason);
 		return;
 	case SUPERVISOR_LOADING:
 		snprintf(reason, sizeof(reason), "no READY (init) in %u ms",
 		         s->s_cfg.ready_ms);
-		sup_kill(w, reason);
+		supervisor_kill_worker(w, reason);
 		return;
 	default:
 		break;
 	}
 	if (w->w_nops == 0) {
-		sup_ping(w);
-		sup_arm(w);
+		supervisor_ipc_ping(w);
+		supervisor_arm(w);
 		return;
 	}
 	switch (w->w_ops[0].kind) {
@@ -816,7 +439,7 @@ sup_on_timer(evutil_socket_t fd, short what, void *arg)
 		         s->s_cfg.hang_ms);
 		break;
 	}
-	sup_kill(w, reason);
+	supervisor_kill_worker(w, reason);
 }
 
 /* ---- spawning ----------------------------------------------------------- */
@@ -861,7 +484,7 @@ sup_spawn(struct sup_worker *w)
 	snprintf(url, sizeof(url), "ipc://%s/w%d-%u.ipc", s->s_ipc_dir, w->w_id,
 	         w->w_gen);
 	rv = workerconn_create(&w->w_conn, s->s_base, url, SUP_MAX_RECV,
-	                       sup_on_msg, w);
+	                       supervisor_ipc_on_msg, w);
 	if (rv < 0)
 		return rv;
 	sp = (struct workerproc_spec){
@@ -890,7 +513,7 @@ sup_spawn(struct sup_worker *w)
 	w->w_spawn_ns = clock_now_ns();
 	if (w->w_gen > 1)
 		w->w_restarts++;
-	sup_set_state(w, SUPERVISOR_STARTING);
+	supervisor_set_state(w, SUPERVISOR_STARTING);
 	sup_watch(w);
 	if (w->w_pidfd < 0) {
 		/* It may have died before SIGCHLD was watched. */
@@ -898,7 +521,7 @@ sup_spawn(struct sup_worker *w)
 		if (w->w_pid <= 0)
 			return 0;
 	}
-	sup_arm(w);
+	supervisor_arm(w);
 	log_info(SUP_MOD, "worker spawned worker=%d pid=%d gen=%u gpu=%d",
 	         w->w_id, pid, w->w_gen, w->w_gpu);
 	return 0;
@@ -921,7 +544,7 @@ sup_spawn_or_retry(struct sup_worker *w)
 		ms = s->s_cfg.backoff_min_ms;
 	snprintf(w->w_last_error, sizeof(w->w_last_error), "spawn failed: %s",
 	         strerror(-rv));
-	sup_set_state(w, SUPERVISOR_DEAD);
+	supervisor_set_state(w, SUPERVISOR_DEAD);
 	log_error(SUP_MOD,
 	          "cannot spawn worker worker=%d err=\"%s\" retry_ms=%lld",
 	          w->w_id, strerror(-rv), (long long)ms);
@@ -1149,8 +772,8 @@ supervisor_kill(supervisor *s, int worker, const char *reason)
 {
 	if (!s || worker < 0 || worker >= s->s_n)
 		return -EINVAL;
-	return sup_kill(&s->s_w[worker],
-	                reason ? reason : "killed by the gateway");
+	return supervisor_kill_worker(
+	    &s->s_w[worker], reason ? reason : "killed by the gateway");
 }
 
 int
@@ -1314,9 +937,9 @@ supervisor_close(supervisor *s)
 		if (w->w_pid <= 0 || w->w_killed)
 			continue;
 		if (w->w_state == SUPERVISOR_STARTING ||
-		    sup_encode_send(s, w, &m) != 0)
-			sup_kill(w, "shutdown");
-		sup_arm(w);
+		    supervisor_ipc_send(s, w, &m) != 0)
+			supervisor_kill_worker(w, "shutdown");
+		supervisor_arm(w);
 	}
 	log_info(SUP_MOD, "worker pool closing workers=%d", s->s_n);
 }
@@ -1366,8 +989,9 @@ supervisor_stop(supervisor *s)
 			for (int i = 0; i < s->s_n; i++) {
 				if (s->s_w[i].w_pid > 0 &&
 				    !s->s_w[i].w_killed) {
-					sup_kill(&s->s_w[i],
-					         "no exit after SHUTDOWN");
+					supervisor_kill_worker(
+					    &s->s_w[i],
+					    "no exit after SHUTDOWN");
 					killed++;
 				}
 			}

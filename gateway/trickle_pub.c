@@ -226,10 +226,18 @@ static size_t
 pub_on_header(char *line, size_t size, size_t n, void *arg)
 {
 	struct pub_xfer *x = arg;
+	const char *sp;
 
 	n *= size;
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		x->x_closed_hdr = false;
+		sp = memchr(line, ' ', n);
+		if (sp && sp + 1 < line + n && sp[1] == '1') {
+			pthread_mutex_lock(&x->x_pub->p_lock);
+			x->x_pub->p_st.interim++;
+			pthread_mutex_unlock(&x->x_pub->p_lock);
+		}
+	}
 	else if (n > 18 && strncasecmp(line, "Lp-Trickle-Closed:", 18) == 0)
 		x->x_closed_hdr = true;
 	return n;

@@ -52,6 +52,7 @@ struct trickle_pub_stats {
 	uint64_t dropped_queue;  /* segments dropped because the queue was full */
 	uint64_t failed;         /* segments that failed on the wire (dropped) */
 	uint64_t queued_bytes;   /* bytes waiting now */
+	uint64_t interim;        /* interim 1xx answers seen (100 Continue) */
 	int64_t next_seq;        /* seq the next segment will get */
 	enum trickle_end end;
 };

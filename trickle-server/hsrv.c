@@ -348,6 +348,7 @@ hsrv_conn_next_head(struct hsrv_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t len = evbuffer_get_length(in);
+	struct timeval idle = { HSRV_IDLE_S, 0 };
 	hsrv_req *r;
 	char *p;
 	int rc;
@@ -377,7 +378,9 @@ hsrv_conn_next_head(struct hsrv_conn *c)
 	r->body_done = r->head.body == HPARSE_BODY_NONE;
 	hparse_chunked_init(&r->chunked);
 	c->req = r;
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	/* No read timeout while a request is active (a GET may wait long for
+	 * its first byte); a peer that stops reading still times out. */
+	bufferevent_set_timeouts(c->bev, NULL, &idle);
 	c->srv->fn(c->srv->ud, r, &r->head);
 }
 
@@ -454,7 +457,7 @@ hsrv_next_cb(evutil_socket_t fd, short what, void *arg)
 			c->closing = true;
 		free(r);
 		c->req = NULL;
-		bufferevent_set_timeouts(c->bev, &idle, NULL);
+		bufferevent_set_timeouts(c->bev, &idle, &idle);
 	}
 	if (c->closing) {
 		bufferevent_disable(c->bev, EV_READ);
@@ -495,7 +498,7 @@ hsrv_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	bufferevent_setwatermark(c->bev, EV_WRITE, HSRV_LOW_MARK, 0);
 	bufferevent_set_max_single_read(c->bev, 256 * 1024);
 	bufferevent_set_max_single_write(c->bev, 256 * 1024);
-	bufferevent_set_timeouts(c->bev, &idle, NULL);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
