@@ -98,9 +98,10 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: deps $(PROGRAMS) $(PLUGINS) $(TESTS) $(HELPERS) $(BENCHES)
 
-# Fails with the one command to run when a Debian package is missing.
+# Installs missing Debian packages (scripts/install-deps.sh: a quick no-op
+# when everything is there; needs root or sudo when something is missing).
 deps:
-	$(Q)scripts/install-deps.sh --check >/dev/null || { scripts/install-deps.sh --check; exit 1; }
+	$(Q)scripts/install-deps.sh --check >/dev/null 2>&1 || scripts/install-deps.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -146,7 +147,7 @@ $(BUILD)/worker: $(call obj,worker/main.c) $(LIBWORKER) $(LIBCOMMON)
 $(BUILD)/trickle-server: $(call obj,trickle-server/main.c) $(LIBTSERVER) $(LIBCOMMON)
 $(PROGRAMS):
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -rdynamic $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%_test: $(call obj,tests/unit/%_test.c) $(call obj,tests/unit/harness.c) $(ALLLIBS)
 	@mkdir -p $(dir $@)

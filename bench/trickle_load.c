@@ -525,8 +525,12 @@ main(int argc, char **argv)
 	printf("trickle-load: %.2f ms p99, %" PRIu64 " bytes lost (goal 0 lost)\n", p99,
 	       sent - recvd);
 	if (spid > 0) {
+		int st = 0;
+
 		kill(spid, SIGTERM);
-		waitpid(spid, NULL, 0);
+		waitpid(spid, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fprintf(stderr, "trickle-load: server exit status 0x%x\n", st);
 	}
 	free(all);
 	free(pairs);

@@ -63,9 +63,12 @@ enum fp_log_level { FP_LOG_ERROR = 0, FP_LOG_WARN = 1, FP_LOG_INFO = 2, FP_LOG_D
 /*
  * A video frame view. For input it is read-only; for output the planes are
  * pre-allocated in the frame ring at the input's size and format, and the
- * plugin writes into them. A plugin may change out->width and out->height
- * (not the format) up to out->max_width x out->max_height; the worker then
- * recomputes strides for the new size and the gateway validates it.
+ * plugin writes into them. A plugin may produce another size (not another
+ * format) up to out->max_width x out->max_height: it sets out->width and
+ * out->height and, if the planes at the input's strides do not suit it,
+ * its own out->plane/out->stride inside the output slot; the worker reads
+ * the planes where the plugin left them and moves them into the gateway's
+ * layout, and the gateway validates the result.
  */
 struct fp_video_frame {
 	uint32_t struct_size;    /* sizeof(struct fp_video_frame) of the writer */

@@ -34,6 +34,9 @@ struct host {
 	char h_mod[40];             /* log module of the plugin's lines */
 };
 
+_Static_assert(HOST_FP_PLUGIN_V1_0_SIZE <= sizeof(struct fp_plugin),
+               "the 1.0 table is a prefix of the current one");
+
 /* The one live host: fp_host's callbacks have no context pointer. */
 static host *host_current;
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <libavutil/imgutils.h>
 
@@ -549,6 +550,60 @@ media_encoder_resize(void)
 	out_free(&o);
 }
 
+static void
+wrap_release(void *o, uint8_t *data)
+{
+	atomic_int *n = o;
+
+	atomic_fetch_add(n, 1);
+	free(data);
+}
+
+/* A YUV420P slot goes to the encoder with no copy; the slot is released
+ * once, after the encoder is done with it. */
+static void
+media_wrap_release(void)
+{
+	struct out o = {0};
+	struct encoder_cfg ec = {.has_video = true, .threads = 1};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
+	struct sink back = {0};
+	encoder *e = NULL;
+	atomic_int released = 0;
+	int st[4] = {64, 32, 32, 0};
+
+	CHECK_OK(encoder_create(&e, &ec, &ecb));
+	for (int i = 0; i < 10; i++) {
+		uint8_t *slot = malloc(64 * 64 * 3 / 2);
+		uint8_t *pl[4] = {slot, slot + 64 * 64,
+		                  slot + 64 * 64 + 32 * 32, NULL};
+		AVFrame *f = NULL;
+
+		memset(slot, 16 + i * 20, 64 * 64);
+		memset(slot + 64 * 64, 128, 2 * 32 * 32);
+		CHECK_OK(convert_wrap_planes(
+		    pl, st, FP_FMT_YUV420P, 64, 64, 900000 + i * 3000,
+		    (AVRational){1, 90000}, wrap_release, &released, &f));
+		CHECK_OK(encoder_push_video(e, f, true));
+		av_frame_free(&f);
+	}
+	encoder_end(e);
+	encoder_stop(e);
+	CHECK_EQ(atomic_load(&released), 10);
+	CHECK_EQ(o.end_status, 0);
+	decode_all(o.seg, o.len, o.nseg, &back, 100000);
+	CHECK_EQ(back.nv, 10);
+	CHECK_EQ(convert_wrap_planes((uint8_t *[4]){NULL}, st, FP_FMT_RGB24, 64,
+	                             64, 0, (AVRational){1, 90000},
+	                             wrap_release, &released,
+	                             &(AVFrame *){NULL}),
+	         -ENOTSUP);
+	encoder_destroy(&e);
+	sink_free(&back);
+	out_free(&o);
+}
+
 /* PROTOCOL.md 4.3: first audio and first video more than 2 s apart stops. */
 static void
 media_sync_far_apart(void)
@@ -1038,23 +1093,15 @@ media_close_midstream(void)
 }
 
 static const struct th_case cases[] = {
-    TH_CASE(media_bytequeue),
-    TH_CASE(media_convert_crop),
-    TH_CASE(media_roundtrip_aac),
-    TH_CASE(media_roundtrip_opus),
-    TH_CASE(media_video_only),
-    TH_CASE(media_audio_only),
-    TH_CASE(media_decimation),
-    TH_CASE(media_resolution_change),
-    TH_CASE(media_encoder_resize),
-    TH_CASE(media_sync_far_apart),
-    TH_CASE(media_bad_random),
-    TH_CASE(media_bad_truncated),
-    TH_CASE(media_bad_other_codec),
-    TH_CASE(media_bad_huge_sps),
-    TH_CASE(media_bad_zero_length),
-    TH_CASE(media_close_midstream),
-    TH_END,
+    TH_CASE(media_bytequeue),       TH_CASE(media_convert_crop),
+    TH_CASE(media_roundtrip_aac),   TH_CASE(media_roundtrip_opus),
+    TH_CASE(media_video_only),      TH_CASE(media_audio_only),
+    TH_CASE(media_decimation),      TH_CASE(media_resolution_change),
+    TH_CASE(media_encoder_resize),  TH_CASE(media_wrap_release),
+    TH_CASE(media_sync_far_apart),  TH_CASE(media_bad_random),
+    TH_CASE(media_bad_truncated),   TH_CASE(media_bad_other_codec),
+    TH_CASE(media_bad_huge_sps),    TH_CASE(media_bad_zero_length),
+    TH_CASE(media_close_midstream), TH_END,
 };
 
 int

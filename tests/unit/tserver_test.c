@@ -1255,6 +1255,38 @@ test_thousands_of_channels(void)
 	ts_stop(&t);
 }
 
+static void
+test_keepalive_pipelining_http10(void)
+{
+	struct ts t;
+	char buf[8192];
+	size_t n;
+	int fd;
+
+	ts_start(&t, NULL);
+	fd = raw_open(&t);
+	/* Two requests in one write on a keep-alive connection, then a third. */
+	raw_sends(fd, "POST /ch/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+		 "GET /ch/next HTTP/1.1\r\nHost: x\r\n\r\n");
+	n = raw_wait(fd, buf, sizeof(buf), 0, "\r\n\r\n1", 3000);
+	CHECK_MSG(count_of(buf, "HTTP/1.1 200 OK") == 2 &&
+		  strstr(buf, "Lp-Trickle-Seq: 0") < strstr(buf, "Lp-Trickle-Latest: 1"),
+		  "got: %s", buf);
+	raw_sends(fd, "GET /ch/0 HTTP/1.1\r\nHost: x\r\n\r\n");
+	n = raw_wait(fd, buf, sizeof(buf), n, "5\r\nhello\r\n0\r\n\r\n", 3000);
+	CHECK_MSG(strstr(buf, "5\r\nhello\r\n0\r\n\r\n"), "got: %s", buf);
+	close(fd);
+	/* HTTP/1.0: no chunked coding, body delimited by the close. */
+	fd = raw_open(&t);
+	raw_sends(fd, "GET /ch/0 HTTP/1.0\r\n\r\n");
+	n = raw_wait(fd, buf, sizeof(buf), 0, NULL, 3000);
+	CHECK_MSG(n > 5 && strcmp(buf + n - 5, "hello") == 0 &&
+		  !strstr(buf, "chunked") && strstr(buf, "Connection: close"),
+		  "got: %s", buf);
+	close(fd);
+	ts_stop(&t);
+}
+
 /* ---- plain curl CLI ----------------------------------------------------- */
 
 static void
@@ -1328,6 +1360,7 @@ C(test_join_mid_segment_identical) C(test_empty_segment_reply)
 C(test_idle_sweep) C(test_close_wakes_readers) C(test_reset_closes_older)
 C(test_200_segments_no_loss) C(test_slow_reader_470_resume) C(test_bad_heads)
 C(test_disconnects_mid_segment) C(test_thousands_of_channels) C(test_plain_curl)
+C(test_keepalive_pipelining_http10)
 #undef C
 
 static const struct th_case cases[] = {
@@ -1365,6 +1398,7 @@ static const struct th_case cases[] = {
 	{ "disconnects_mid_segment", test_disconnects_mid_segment_c, 20 },
 	{ "thousands_of_channels", test_thousands_of_channels_c, 60 },
 	{ "plain_curl", test_plain_curl_c, 30 },
+	{ "keepalive_pipelining_http10", test_keepalive_pipelining_http10_c, 20 },
 	TH_END
 };
 

@@ -1,0 +1,274 @@
+# Shared helpers of the end-to-end tests (sourced, not run): a private
+# trickle-server and gateway on ports picked at bind time (--port 0), live
+# test streams published and read through the trickle server, case results
+# as "ok NAME" / "FAIL NAME: why" and the "N passed, N failed" summary.
+# Every process started here is in its own process group and killed on exit.
+# Usage: BUILD=$1; . tests/integration/lib.sh; e2e_init NAME
+
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_PGIDS=()
+E2E_GW_PID=
+E2E_GW_LOG=
+E2E_SAN=0
+
+# e2e_init NAME: temp dir, traps, tools check. BUILD must be set.
+e2e_init() {
+	E2E_NAME=$1
+	E2E_DIR=$(mktemp -d "/tmp/e2e-$1.XXXXXX")
+	trap e2e_cleanup EXIT
+	trap 'exit 130' INT TERM
+	E2E_T0=$(date +%s.%N)
+	# A SAN=1 build is slower: timeouts scale with E2E_SLOW.
+	E2E_SLOW=1
+	if nm "$BUILD/gateway" 2>/dev/null | grep -q __asan_init; then
+		E2E_SAN=1
+		E2E_SLOW=3
+	fi
+	local m
+	for m in gateway worker trickle-server; do
+		[ -x "$BUILD/$m" ] || { echo "FAIL setup: $BUILD/$m not built"; e2e_finish; }
+	done
+	for m in ffmpeg ffprobe curl python3; do
+		command -v $m >/dev/null || { echo "FAIL setup: $m not installed"; e2e_finish; }
+	done
+}
+
+e2e_cleanup() {
+	local g
+	for g in "${E2E_PGIDS[@]}"; do kill -TERM -- "-$g" 2>/dev/null; done
+	sleep 0.2
+	for g in "${E2E_PGIDS[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
+	if [ -n "${E2E_KEEP:-}" ]; then
+		echo "# logs kept in $E2E_DIR"
+	else
+		rm -rf "$E2E_DIR"
+	fi
+}
+
+ok() { echo "ok $1"; E2E_PASSED=$((E2E_PASSED + 1)); }
+fail() { echo "FAIL $1: $2"; E2E_FAILED=$((E2E_FAILED + 1)); }
+note() { echo "# $*"; }
+
+# e2e_finish: the summary line; exit status 1 when a case failed.
+e2e_finish() {
+	note "$E2E_NAME took $(python3 -c "print('%.1f s' % ($(date +%s.%N) - $E2E_T0))")"
+	echo "$E2E_PASSED passed, $E2E_FAILED failed"
+	[ "$E2E_FAILED" -eq 0 ] && exit 0
+	exit 1
+}
+
+# e2e_bg CMD...: runs CMD in the background in its own process group
+# (killed at exit); sets E2E_BG to its pid.
+e2e_bg() {
+	setsid "$@" &
+	E2E_BG=$!
+	E2E_PGIDS+=("$E2E_BG")
+}
+
+# e2e_wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+e2e_wait_for() {
+	local end=$((SECONDS + $1)); shift
+	until "$@"; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+}
+
+# ts_start: a trickle server on a free port; sets T (its base URL).
+ts_start() {
+	local pf=$E2E_DIR/ts.port
+	e2e_bg "$BUILD/trickle-server" --host 127.0.0.1 --port 0 --port-file "$pf" \
+		--log-level warn >"$E2E_DIR/trickle-server.log" 2>&1
+	e2e_wait_for 10 test -s "$pf" || { fail setup "trickle-server did not start"; e2e_finish; }
+	T=http://127.0.0.1:$(cat "$pf")
+}
+
+# gw_start ARGS...: a gateway on a free port with ARGS (--processor etc.);
+# waits for /health IDLE. Sets API, E2E_GW_PID, E2E_GW_LOG. Returns 1 on failure.
+gw_start() {
+	E2E_GW_LOG=$E2E_DIR/gateway.$((++E2E_NGW)).log
+	e2e_bg "$BUILD/gateway" --host 127.0.0.1 --port 0 --gpus none "$@" >"$E2E_GW_LOG" 2>&1
+	E2E_GW_PID=$E2E_BG
+	local port=
+	e2e_wait_for $((10 * E2E_SLOW)) grep -q 'msg="serving" port=' "$E2E_GW_LOG" &&
+		port=$(grep -o 'msg="serving" port=[0-9]*' "$E2E_GW_LOG" | head -n1 | tr -dc '0-9')
+	[ -n "$port" ] || { note "gateway log:"; tail -n 20 "$E2E_GW_LOG" | sed 's/^/#   /'; return 1; }
+	API=http://127.0.0.1:$port
+	e2e_wait_for $((10 * E2E_SLOW)) gw_health_is IDLE || return 1
+}
+
+gw_health() { curl -s -m 5 "$API/health" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null; }
+gw_health_is() { [ "$(gw_health)" = "$1" ]; }
+
+# gw_workers: pids of the gateway's worker processes (its children).
+gw_workers() { pgrep -P "$E2E_GW_PID" | tr '\n' ' '; }
+
+# gw_worker_of STREAM: pid of the worker serving STREAM (from
+# /stream/status and /workers), empty when none.
+gw_worker_of() {
+	local st ws
+	st=$(curl -s -m 5 ${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} "$API/stream/status")
+	ws=$(curl -s -m 5 ${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} "$API/workers")
+	python3 -c '
+import json, sys
+st, ws = json.loads(sys.argv[2]), json.loads(sys.argv[3])["workers"]
+idx = [s["worker"] for s in st.get("streams", []) if s["request_id"] == sys.argv[1]]
+pid = [w["pid"] for w in ws if idx and w["id"] == idx[0]]
+print(pid[0] if pid else "")' "$1" "$st" "$ws" 2>/dev/null
+}
+
+# gw_stop: SIGTERM, waits for the exit (SIGKILL after a while); sets
+# E2E_GW_RC. Returns 1 when the exit was not clean or the sanitizers spoke.
+gw_stop() {
+	[ -n "$E2E_GW_PID" ] || return 0
+	kill -TERM "$E2E_GW_PID" 2>/dev/null
+	local end=$((SECONDS + 15 * E2E_SLOW))
+	while kill -0 "$E2E_GW_PID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+	if kill -0 "$E2E_GW_PID" 2>/dev/null; then
+		kill -KILL -- "-$E2E_GW_PID" 2>/dev/null
+		E2E_GW_RC=timeout
+	fi
+	wait "$E2E_GW_PID" 2>/dev/null
+	local rc=$?
+	[ "${E2E_GW_RC:-}" = timeout ] || E2E_GW_RC=$rc
+	E2E_GW_PID=
+	[ "$E2E_GW_RC" = 0 ] && ! gw_log_sanitizer
+}
+
+# gw_log_sanitizer: true (and notes the lines) when the gateway's log holds
+# a sanitizer report.
+gw_log_sanitizer() {
+	if grep -qE 'LeakSanitizer|ERROR: AddressSanitizer|runtime error:' "$E2E_GW_LOG"; then
+		grep -E 'LeakSanitizer|ERROR: AddressSanitizer|runtime error:|SUMMARY' \
+			"$E2E_GW_LOG" | head -n 5 | sed 's/^/#   /'
+		return 0
+	fi
+	return 1
+}
+
+# publish CHANNEL SECONDS [SIZE] [FPS] [noaudio]: a live test stream in the
+# background; sets PUB_PID. Waits until the channel exists.
+publish() {
+	e2e_bg scripts/trickle-publish.sh "$T/$1" "$2" "${3:-256x256}" "${4:-30}" "${5:-audio}"
+	PUB_PID=$E2E_BG
+	e2e_wait_for 10 curl -sf -o /dev/null "$T/$1/next"
+}
+
+# read_out CHANNEL FILE [TIMEOUT]: reads the channel into FILE in the
+# background until it closes; sets READ_PID.
+read_out() {
+	e2e_bg scripts/trickle-read.sh "$T/$1" "$2" "${3:-60}"
+	READ_PID=$E2E_BG
+}
+
+# read_events CHANNEL FILE: every message of an events channel, one a line,
+# in the background until the channel closes; sets EV_PID.
+read_events() {
+	e2e_bg bash -c '
+		url=$1; out=$2; : >"$out"; i=0
+		until curl -sf -o /dev/null "$url/next"; do sleep 0.1; done
+		while [ $i -lt 500 ]; do
+			code=$(curl -s -m 30 -D "$out.h" -o "$out.b" -w "%{http_code}" "$url/$i")
+			[ "$code" = 200 ] && { cat "$out.b"; echo; } >>"$out"
+			grep -qi "^Lp-Trickle-Closed" "$out.h" && break
+			[ "$code" = 404 ] && break
+			[ "$code" = 200 ] || sleep 0.1
+			[ "$code" = 200 ] && i=$((i + 1))
+			[ "$code" = 470 ] && i=$(grep -i "^Lp-Trickle-Latest" "$out.h" | tr -dc 0-9)
+		done' _ "$T/$1" "$2"
+	EV_PID=$E2E_BG
+}
+
+# wait_pid PID SECONDS: waits for a background pid; 1 when it outlived SECONDS.
+wait_pid() {
+	local end=$((SECONDS + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+# api METHOD PATH [BODY] [CONTENT-TYPE]: prints "STATUS BODY".
+api() {
+	local ct=${4:-application/json} out=$E2E_DIR/api.body code
+	if [ -n "${3+x}" ]; then
+		code=$(curl -s -m 10 -o "$out" -w '%{http_code}' -X "$1" \
+			${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} \
+			-H "Content-Type: $ct" --data-binary "$3" "$API$2")
+	else
+		code=$(curl -s -m 10 -o "$out" -w '%{http_code}' -X "$1" \
+			${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} "$API$2")
+	fi
+	echo "$code $(cat "$out" 2>/dev/null)"
+}
+
+# start_stream ID PARAMS_JSON [no-in] [no-out]: POST /stream/start with the
+# channels ID, ID-out and ID-events (no control
+# channel: a 404 there would end the stream, PROTOCOL.md 2.9). Prints "STATUS BODY".
+start_stream() {
+	local sub="\"subscribe_url\":\"$T/$1\"," pub="\"publish_url\":\"$T/$1-out\","
+	[ "${3:-}" = no-in ] && sub=
+	[ "${4:-}" = no-out ] && pub=
+	api POST /stream/start "{$sub $pub
+		\"events_url\":\"$T/$1-events\",
+		\"gateway_request_id\":\"$1\", \"params\": ${2:-{\}}}"
+}
+
+# probe FILE: "VIDEO_FRAMES WIDTHxHEIGHT" of a media file (0 when unreadable).
+probe_frames() {
+	ffprobe -v error -count_frames -select_streams v:0 \
+		-show_entries stream=nb_read_frames -of csv=p=0 "$1" 2>/dev/null | head -n1 | tr -dc '0-9'
+}
+probe_size() {
+	ffprobe -v error -select_streams v:0 -show_entries stream=width,height \
+		-of csv=s=x:p=0 "$1" 2>/dev/null | head -n1
+}
+
+# sat_series FILE: the saturation (signalstats SATAVG) of every video frame
+# of FILE, one a line.
+sat_series() {
+	ffmpeg -v error -nostdin -i "$1" -an \
+		-vf signalstats,metadata=print:key=lavfi.signalstats.SATAVG:file=- \
+		-f null - 2>/dev/null | sed -n 's/.*SATAVG=//p'
+}
+
+# mean [FROM] [COUNT]: mean of the numbers on stdin (lines FROM.., COUNT of
+# them; FROM may be negative: from the end); "nan" when there are none.
+mean() {
+	python3 -c '
+import sys
+v = [float(l) for l in sys.stdin if l.strip()]
+a = int(sys.argv[1]); n = int(sys.argv[2])
+v = v[a:a + n] if a >= 0 else v[len(v) + a:][:n]
+print("%.2f" % (sum(v) / len(v)) if v else "nan")' "${1:-0}" "${2:-1000000}"
+}
+
+# within VALUE EXPECTED TOLERANCE: |VALUE - EXPECTED| <= TOLERANCE (floats).
+within() { python3 -c "import sys; sys.exit(0 if abs(float('$1') - ($2)) <= $3 else 1)" 2>/dev/null; }
+
+# less VALUE LIMIT: VALUE < LIMIT (floats; false for nan or empty).
+less() { python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)" 2>/dev/null; }
+
+# events_of FILE TYPE: the events of TYPE in an events file, one JSON a line.
+events_of() {
+	python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    try:
+        e = json.loads(l)["event"]
+    except Exception:
+        continue
+    if e.get("type") == sys.argv[2]:
+        print(json.dumps(e))' "$1" "$2"
+}
+
+# av_start FILE: "VIDEO_START AUDIO_START" times (s) of the first packets.
+av_start() {
+	local v a
+	v=$(ffprobe -v error -select_streams v:0 -show_entries stream=start_time -of csv=p=0 "$1" 2>/dev/null | head -n1)
+	a=$(ffprobe -v error -select_streams a:0 -show_entries stream=start_time -of csv=p=0 "$1" 2>/dev/null | head -n1)
+	echo "${v:-nan} ${a:-nan}"
+}
