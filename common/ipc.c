@@ -23,6 +23,8 @@
 #include "clock.h"
 #include "log.h"
 
+#define IPC_SEND_BUF 64 /* messages queued per socket before EAGAIN */
+
 struct ipc_dir {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pid_t owner; /* only the creating process removes it */
@@ -235,6 +237,11 @@ ipc_open(ipc **out)
 		goto err_free;
 	rv = ipc_err(
 	    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, IPC_RECV_MAX));
+	if (rv < 0)
+		goto err_close;
+	/* nng's default send buffer is 0: back-to-back non-blocking sends
+	   would fail with EAGAIN while the peer is busy. */
+	rv = ipc_err(nng_socket_set_int(s->sock, NNG_OPT_SENDBUF, IPC_SEND_BUF));
 	if (rv < 0)
 		goto err_close;
 	s->recv_timeo = -1;

@@ -92,7 +92,10 @@ int ipc_recv_msg(ipc *s, nng_msg **out, int timeout_ms);
 /*
  * An fd that polls readable while a message can be received (NNG_OPT_RECVFD),
  * for the gateway's libevent loop. Owned by the socket: never read or close
- * it. Returns 0 or -errno.
+ * it. Returns 0 or -errno. Caution: nng 1.5.2's pair0 leaks the pipe behind
+ * this fd when the socket closes, so a process that opens many sockets over
+ * its life (one per worker restart) should receive with an aio callback
+ * instead, as gateway/workerconn.c does.
  */
 int ipc_recv_fd(ipc *s, int *fd);
 

@@ -21,7 +21,8 @@ typedef struct decoder decoder;
 struct decoder_cfg {
 	const char *name;   /* stream id for log lines (copied); NULL: "-" */
 	size_t queue_bytes; /* input queue bound; 0: 8 MiB */
-	int threads;        /* decoder threads per codec; 0: 1 */
+	int threads;        /* decoder threads per codec; 0: 1 (more adds
+	                       frame-threading delay: threads-1 frames) */
 	int max_width;      /* frames above max_width x max_height are */
 	int max_height;     /* refused; 0: 4096 x 2304 */
 	int64_t probesize;  /* bytes; 0: 1 MiB (bounded for live input) */

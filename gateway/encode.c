@@ -57,6 +57,7 @@ struct encoder {
 	AVCodecContext *venc, *aenc;
 	struct SwsContext *sws;
 	AVFrame *vconv; /* yuv420p at output size, reused */
+	AVFrame *vsend; /* the reference handed to x264 */
 	SwrContext *swr;
 	int swr_in_rate, swr_in_fmt;
 	AVChannelLayout swr_in_layout;
@@ -300,7 +301,8 @@ enc_open_video(encoder *e, int w, int h)
 	}
 	e->venc = c;
 	e->vconv = av_frame_alloc();
-	if (e->vconv == NULL)
+	e->vsend = av_frame_alloc();
+	if (e->vconv == NULL || e->vsend == NULL)
 		return AVERROR(ENOMEM);
 	e->vconv->format = AV_PIX_FMT_YUV420P;
 	e->vconv->width = c->width;
@@ -391,24 +393,21 @@ enc_video(encoder *e, AVFrame *f)
 			return ret;
 		in = e->vconv;
 	}
-	/* x264 reads only the picture; pict_type and pts go on a shallow copy
-	 */
-	{
-		AVFrame tmp = *in;
-		AVFrame *t = &tmp;
-
-		t->extended_data = t->data;
-		t->pts = pts;
-		t->time_base = ENC_TB;
-		t->pict_type = AV_PICTURE_TYPE_NONE;
-		if (e->last_kf == AV_NOPTS_VALUE || pts - e->last_kf >= gop ||
-		    (e->seg != NULL && pts - e->seg_start >= seg_len)) {
-			t->pict_type = AV_PICTURE_TYPE_I;
-			e->last_kf = pts;
-		}
-		e->last_video = pts;
-		ret = avcodec_send_frame(e->venc, t);
+	/* pts and pict_type go on our own reference, never on the caller's */
+	ret = av_frame_ref(e->vsend, in);
+	if (ret < 0)
+		return ret;
+	e->vsend->pts = pts;
+	e->vsend->time_base = ENC_TB;
+	e->vsend->pict_type = AV_PICTURE_TYPE_NONE;
+	if (e->last_kf == AV_NOPTS_VALUE || pts - e->last_kf >= gop ||
+	    (e->seg != NULL && pts - e->seg_start >= seg_len)) {
+		e->vsend->pict_type = AV_PICTURE_TYPE_I;
+		e->last_kf = pts;
 	}
+	e->last_video = pts;
+	ret = avcodec_send_frame(e->venc, e->vsend);
+	av_frame_unref(e->vsend);
 	if (ret < 0)
 		return ret;
 	for (;;) {
@@ -862,6 +861,7 @@ encoder_destroy(encoder **ep)
 	avcodec_free_context(&e->aenc);
 	sws_freeContext(e->sws);
 	av_frame_free(&e->vconv);
+	av_frame_free(&e->vsend);
 	swr_free(&e->swr);
 	av_channel_layout_uninit(&e->swr_in_layout);
 	av_audio_fifo_free(e->fifo);

@@ -420,7 +420,13 @@ tserver_post_free(struct tpost *w)
 static void
 tserver_post_segment_closed(struct tpost *w)
 {
+	struct tseg *g = w->seg;
 	char hdr[128];
+
+	/* As go-livepeer: a preconnect ended with no byte still moves the seq
+	 * on, so the publisher's next seq is not refused (never backwards). */
+	if (w->bytes == 0 && g->chan && g->chan->next_write < g->seq + 1)
+		g->chan->next_write = g->seq + 1;
 
 	snprintf(hdr, sizeof(hdr), "Lp-Trickle-Seq: %" PRId64 "\r\n%s",
 		 w->seg->seq, w->seg->chan_closed ?
@@ -545,8 +551,11 @@ tserver_post(tserver *s, hsrv_req *req, struct tchan *c, int64_t seq,
 		return;
 	}
 	if (head->has_reset) {
+		/* A restarted publisher: close what came before it (unblocking
+		 * readers of a dead publisher's segment), keep segments ahead of
+		 * it (preconnects, readers waiting on seq + 1). */
 		for (unsigned i = 0; i < TSERVER_RING; i++)
-			if (c->ring[i] && c->ring[i] != g)
+			if (c->ring[i] && c->ring[i]->seq < seq)
 				tserver_seg_close(c->ring[i], false);
 		log_info("tserver", "publisher reset channel=%s seq=%" PRId64,
 			 c->name, seq);

@@ -11,6 +11,7 @@ E2E_PGIDS=()
 E2E_GW_PID=
 E2E_GW_LOG=
 E2E_SAN=0
+E2E_NGW=0
 
 # e2e_init NAME: temp dir, traps, tools check. BUILD must be set.
 e2e_init() {
@@ -98,7 +99,7 @@ gw_start() {
 	e2e_wait_for $((10 * E2E_SLOW)) gw_health_is IDLE || return 1
 }
 
-gw_health() { curl -s -m 5 "$API/health" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null; }
+gw_health() { curl -s -m 5 "$API/health" 2>/dev/null | sed -n 's/.*"status": *"\([A-Z]*\)".*/\1/p'; }
 gw_health_is() { [ "$(gw_health)" = "$1" ]; }
 
 # gw_workers: pids of the gateway's worker processes (its children).
@@ -155,29 +156,72 @@ publish() {
 	e2e_wait_for 10 curl -sf -o /dev/null "$T/$1/next"
 }
 
-# read_out CHANNEL FILE [TIMEOUT]: reads the channel into FILE in the
-# background until it closes; sets READ_PID.
-read_out() {
-	e2e_bg scripts/trickle-read.sh "$T/$1" "$2" "${3:-60}"
-	READ_PID=$E2E_BG
+# trickle_read URL FILE TIMEOUT lines|bytes: reads a trickle channel from
+# seq 0 over one kept-alive connection (fast enough not to miss a segment
+# before the publisher's DELETE) until it closes or TIMEOUT seconds pass;
+# "lines" writes each segment as one line (events), "bytes" appends them.
+trickle_read() {
+	python3 - "$@" <<'PY'
+import http.client, sys, time, urllib.parse
+url, out, limit, mode = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+u = urllib.parse.urlparse(url)
+end = time.time() + limit
+seq, seen = 0, False
+f = open(out, "wb")
+conn = None
+ready = out + ".ready"
+while time.time() < end:
+    try:
+        if ready:
+            open(ready, "w").close()
+            ready = None
+        if conn is None:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=max(1, end - time.time()))
+        conn.request("GET", "%s/%d" % (u.path, seq))
+        r = conn.getresponse()
+        body = r.read()
+    except Exception:
+        conn = None
+        time.sleep(0.05)
+        continue
+    if r.status == 404:
+        if seen:
+            break
+        time.sleep(0.05)
+        continue
+    if r.status == 470:
+        seq = int(r.getheader("Lp-Trickle-Latest", seq + 1))
+        continue
+    if r.status != 200:
+        time.sleep(0.05)
+        continue
+    seen = True
+    if body:
+        f.write(body + (b"\n" if mode == "lines" else b""))
+        f.flush()
+    if r.getheader("Lp-Trickle-Closed"):
+        break
+    seq += 1
+PY
 }
 
-# read_events CHANNEL FILE: every message of an events channel, one a line,
-# in the background until the channel closes; sets EV_PID.
+# read_out CHANNEL FILE [TIMEOUT]: creates the channel and reads it into
+# FILE in the background until it closes; returns once the reader waits for
+# segment 0 (so a short stream is not missed); sets READ_PID.
+read_out() {
+	curl -s -o /dev/null -X POST "$T/$1"
+	e2e_bg bash -c "$(declare -f trickle_read); trickle_read \"\$@\"" _ "$T/$1" "$2" "${3:-60}" bytes
+	READ_PID=$E2E_BG
+	e2e_wait_for 10 test -e "$2.ready"
+}
+
+# read_events CHANNEL FILE: the same for an events channel, each message one
+# line of FILE; sets EV_PID.
 read_events() {
-	e2e_bg bash -c '
-		url=$1; out=$2; : >"$out"; i=0
-		until curl -sf -o /dev/null "$url/next"; do sleep 0.1; done
-		while [ $i -lt 500 ]; do
-			code=$(curl -s -m 30 -D "$out.h" -o "$out.b" -w "%{http_code}" "$url/$i")
-			[ "$code" = 200 ] && { cat "$out.b"; echo; } >>"$out"
-			grep -qi "^Lp-Trickle-Closed" "$out.h" && break
-			[ "$code" = 404 ] && break
-			[ "$code" = 200 ] || sleep 0.1
-			[ "$code" = 200 ] && i=$((i + 1))
-			[ "$code" = 470 ] && i=$(grep -i "^Lp-Trickle-Latest" "$out.h" | tr -dc 0-9)
-		done' _ "$T/$1" "$2"
+	curl -s -o /dev/null -X POST "$T/$1"
+	e2e_bg bash -c "$(declare -f trickle_read); trickle_read \"\$@\"" _ "$T/$1" "$2" 120 lines
 	EV_PID=$E2E_BG
+	e2e_wait_for 10 test -e "$2.ready"
 }
 
 # wait_pid PID SECONDS: waits for a background pid; 1 when it outlived SECONDS.

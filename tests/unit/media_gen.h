@@ -1,8 +1,9 @@
 /*
- * Test media for the media tests and the demux fuzzer's seed corpus:
+ * Test media for tests/unit/media_test.c:
  * synthesizes a moving test pattern (+ a sine tone) and encodes it with libav
  * into self-contained MPEG-TS segments in memory (H.264 + AAC or Opus,
- * either stream optional, an optional resolution change). Header-only.
+ * either stream optional, an optional resolution change), and a crafted
+ * H.264 access unit whose SPS claims 16384x16384. Header-only.
  */
 #ifndef CT_MEDIA_GEN_H
 #define CT_MEDIA_GEN_H
@@ -304,6 +305,106 @@ gen_free(struct gen_media *m)
 	for (int i = 0; i < m->nseg; i++)
 		free(m->seg[i]);
 	m->nseg = 0;
+}
+
+/* An H.264 bit writer just big enough for a crafted SPS/PPS/slice: the
+ * "SPS claiming 16384x16384" bad input (huge_idr writes SPS+PPS+IDR). */
+struct bw {
+	uint8_t b[64];
+	int bit;
+};
+
+static inline void
+bw_put(struct bw *w, int n, unsigned v)
+{
+	for (int i = n - 1; i >= 0; i--, w->bit++)
+		if (v >> i & 1)
+			w->b[w->bit / 8] |= (uint8_t)(0x80 >> (w->bit % 8));
+}
+
+static inline void
+bw_ue(struct bw *w, unsigned v)
+{
+	unsigned x = v + 1;
+	int n = 0;
+
+	while (x >> (n + 1))
+		n++;
+	bw_put(w, n, 0);
+	bw_put(w, n + 1, x);
+}
+
+/* Appends start code + NAL header + RBSP (with stop bit and emulation
+ * prevention) of w to out. */
+static inline size_t
+bw_nal(uint8_t *out, uint8_t hdr, struct bw *w)
+{
+	size_t n = 0, bytes;
+	int zeros = 0;
+
+	bw_put(w, 1, 1);
+	bytes = (size_t)(w->bit + 7) / 8;
+	out[n++] = 0;
+	out[n++] = 0;
+	out[n++] = 0;
+	out[n++] = 1;
+	out[n++] = hdr;
+	for (size_t i = 0; i < bytes; i++) {
+		if (zeros >= 2 && w->b[i] <= 3) {
+			out[n++] = 3;
+			zeros = 0;
+		}
+		out[n++] = w->b[i];
+		zeros = w->b[i] == 0 ? zeros + 1 : 0;
+	}
+	return n;
+}
+
+static inline size_t
+huge_idr(uint8_t *out)
+{
+	struct bw sps = {{0}, 0}, pps = {{0}, 0}, sl = {{0}, 0};
+	size_t n = 0;
+
+	bw_put(&sps, 8, 66); /* baseline */
+	bw_put(&sps, 8, 0xc0);
+	bw_put(&sps, 8, 51);
+	bw_ue(&sps, 0); /* sps id */
+	bw_ue(&sps, 0); /* log2_max_frame_num - 4 */
+	bw_ue(&sps, 2); /* poc type */
+	bw_ue(&sps, 1); /* refs */
+	bw_put(&sps, 1, 0);
+	bw_ue(&sps, 1023); /* 16384 / 16 - 1 */
+	bw_ue(&sps, 1023);
+	bw_put(&sps, 1, 1); /* frame_mbs_only */
+	bw_put(&sps, 1, 1);
+	bw_put(&sps, 1, 0);
+	bw_put(&sps, 1, 0);
+	n += bw_nal(out + n, 0x67, &sps);
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_put(&pps, 2, 0);
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_put(&pps, 3, 0);
+	bw_ue(&pps, 0); /* se(0) == ue(0) */
+	bw_ue(&pps, 0);
+	bw_ue(&pps, 0);
+	bw_put(&pps, 3, 4);
+	n += bw_nal(out + n, 0x68, &pps);
+	bw_ue(&sl, 0);
+	bw_ue(&sl, 7);
+	bw_ue(&sl, 0);
+	bw_put(&sl, 4, 0);
+	bw_ue(&sl, 0);
+	bw_put(&sl, 2, 0);
+	bw_ue(&sl, 0);
+	bw_ue(&sl, 1);
+	for (int i = 0; i < 20; i++)
+		bw_put(&sl, 8, 0xa5);
+	n += bw_nal(out + n, 0x65, &sl);
+	return n;
 }
 
 #endif

@@ -236,14 +236,11 @@ feed(decoder *d, uint8_t *const *seg, const size_t *len, int nseg,
 	decoder_end(d);
 }
 
-static const struct decoder_callbacks *
+static struct decoder_callbacks
 sink_cb(struct sink *s)
 {
-	static _Thread_local struct decoder_callbacks cb;
-
-	cb = (struct decoder_callbacks){s,          sink_info,  sink_video,
-	                                sink_audio, sink_error, sink_end};
-	return &cb;
+	return (struct decoder_callbacks){s,          sink_info,  sink_video,
+	                                  sink_audio, sink_error, sink_end};
 }
 
 /* Decodes segments into s (no pipeline unless s->enc is set). */
@@ -255,7 +252,9 @@ decode_all(uint8_t *const *seg, const size_t *len, int nseg, struct sink *s,
 	struct decoder_cfg cfg = {
 	    .name = "test", .max_width = 1920, .max_height = 1080};
 
-	CHECK_OK(decoder_create(&d, &cfg, sink_cb(s)));
+	struct decoder_callbacks cb = sink_cb(s);
+
+	CHECK_OK(decoder_create(&d, &cfg, &cb));
 	feed(d, seg, len, nseg, 1234, maxchunk);
 	decoder_stop(d);
 	decoder_destroy(&d);
@@ -877,105 +876,6 @@ media_bad_other_codec(void)
 	gen_free(&mc);
 }
 
-/* An H.264 bit writer just big enough for a crafted SPS/PPS/slice. */
-struct bw {
-	uint8_t b[64];
-	int bit;
-};
-
-static void
-bw_put(struct bw *w, int n, unsigned v)
-{
-	for (int i = n - 1; i >= 0; i--, w->bit++)
-		if (v >> i & 1)
-			w->b[w->bit / 8] |= (uint8_t)(0x80 >> (w->bit % 8));
-}
-
-static void
-bw_ue(struct bw *w, unsigned v)
-{
-	unsigned x = v + 1;
-	int n = 0;
-
-	while (x >> (n + 1))
-		n++;
-	bw_put(w, n, 0);
-	bw_put(w, n + 1, x);
-}
-
-/* Appends start code + NAL header + RBSP (with stop bit and emulation
- * prevention) of w to out. */
-static size_t
-bw_nal(uint8_t *out, uint8_t hdr, struct bw *w)
-{
-	size_t n = 0, bytes;
-	int zeros = 0;
-
-	bw_put(w, 1, 1);
-	bytes = (size_t)(w->bit + 7) / 8;
-	out[n++] = 0;
-	out[n++] = 0;
-	out[n++] = 0;
-	out[n++] = 1;
-	out[n++] = hdr;
-	for (size_t i = 0; i < bytes; i++) {
-		if (zeros >= 2 && w->b[i] <= 3) {
-			out[n++] = 3;
-			zeros = 0;
-		}
-		out[n++] = w->b[i];
-		zeros = w->b[i] == 0 ? zeros + 1 : 0;
-	}
-	return n;
-}
-
-static size_t
-huge_idr(uint8_t *out)
-{
-	struct bw sps = {{0}, 0}, pps = {{0}, 0}, sl = {{0}, 0};
-	size_t n = 0;
-
-	bw_put(&sps, 8, 66); /* baseline */
-	bw_put(&sps, 8, 0xc0);
-	bw_put(&sps, 8, 51);
-	bw_ue(&sps, 0); /* sps id */
-	bw_ue(&sps, 0); /* log2_max_frame_num - 4 */
-	bw_ue(&sps, 2); /* poc type */
-	bw_ue(&sps, 1); /* refs */
-	bw_put(&sps, 1, 0);
-	bw_ue(&sps, 1023); /* 16384 / 16 - 1 */
-	bw_ue(&sps, 1023);
-	bw_put(&sps, 1, 1); /* frame_mbs_only */
-	bw_put(&sps, 1, 1);
-	bw_put(&sps, 1, 0);
-	bw_put(&sps, 1, 0);
-	n += bw_nal(out + n, 0x67, &sps);
-	bw_ue(&pps, 0);
-	bw_ue(&pps, 0);
-	bw_put(&pps, 2, 0);
-	bw_ue(&pps, 0);
-	bw_ue(&pps, 0);
-	bw_ue(&pps, 0);
-	bw_put(&pps, 3, 0);
-	bw_ue(&pps, 0); /* se(0) == ue(0) */
-	bw_ue(&pps, 0);
-	bw_ue(&pps, 0);
-	bw_put(&pps, 3, 4);
-	n += bw_nal(out + n, 0x68, &pps);
-	bw_ue(&sl, 0);
-	bw_ue(&sl, 7);
-	bw_ue(&sl, 0);
-	bw_put(&sl, 4, 0);
-	bw_ue(&sl, 0);
-	bw_put(&sl, 2, 0);
-	bw_ue(&sl, 0);
-	bw_ue(&sl, 1);
-	for (int i = 0; i < 20; i++)
-		bw_put(&sl, 8, 0xa5);
-	n += bw_nal(out + n, 0x65, &sl);
-	return n;
-}
-
 static void
 media_bad_huge_sps(void)
 {
@@ -1050,7 +950,9 @@ media_bad_zero_length(void)
 	decode_mixed(seg, len, n, &s);
 	CHECK_EQ(s.nv, m.nv);
 	/* a stream that ends before any byte: a clean end, no frame */
-	CHECK_OK(decoder_create(&d, NULL, sink_cb(&e)));
+	struct decoder_callbacks cb = sink_cb(&e);
+
+	CHECK_OK(decoder_create(&d, NULL, &cb));
 	CHECK_OK(decoder_push(d, "", 0, false));
 	decoder_end(d);
 	decoder_stop(d);
@@ -1078,7 +980,9 @@ media_close_midstream(void)
 	encoder *e = NULL;
 
 	CHECK_OK(gen_media(&gc, &m));
-	CHECK_OK(decoder_create(&d, NULL, sink_cb(&s)));
+	struct decoder_callbacks cb = sink_cb(&s);
+
+	CHECK_OK(decoder_create(&d, NULL, &cb));
 	CHECK_OK(decoder_push(d, m.seg[0], m.len[0] / 2, true));
 	decoder_close(d);
 	decoder_stop(d);

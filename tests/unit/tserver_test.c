@@ -992,6 +992,7 @@ static void
 test_reset_closes_older(void)
 {
 	struct ts t;
+	struct reader ahead;
 	struct resp r;
 	char buf[2048];
 	int fd, fd2;
@@ -1002,16 +1003,24 @@ test_reset_closes_older(void)
 	post_raw_head(fd, "/ch/1", NULL);        /* old publisher's open segment */
 	raw_chunk(fd, "b", 1);
 	msleep(100);
-	fd2 = raw_open(&t);
-	post_raw_head(fd2, "/ch/0", "Lp-Trickle-Reset: 1\r\n");
+	reader_start(&ahead, &t, "/ch/2");       /* waits on the next seq */
+	msleep(100);
+	fd2 = raw_open(&t);                       /* restarted publisher at 2 */
+	post_raw_head(fd2, "/ch/2", "Lp-Trickle-Reset: 1\r\n");
 	msleep(100);
 	raw_wait(fd, buf, sizeof(buf), 0, "\r\n\r\n", 2000);
 	CHECK_MSG(strstr(buf, "200 OK") && strstr(buf, "Lp-Trickle-Seq: 1"),
-		  "got: %s", buf);
+		  "old publisher not ended: %s", buf);
 	http(&t, "GET", "/ch/1", NULL, 0, NULL, &r);  /* complete now */
 	CHECK_EQ(r.status, 200);
 	CHECK_STR(r.body, "b");
 	resp_free(&r);
+	raw_chunk(fd2, "new", 3);                 /* the segment ahead stayed open */
+	raw_sends(fd2, "0\r\n\r\n");
+	reader_join(&ahead);
+	CHECK_EQ(ahead.r.status, 200);
+	CHECK_STR(ahead.r.body, "new");
+	resp_free(&ahead.r);
 	close(fd);
 	close(fd2);
 	ts_stop(&t);

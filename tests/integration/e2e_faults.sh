@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# End to end through build/trickle-server with faulty plugins: the hang
+# fixture is killed after --frame-deadline and its stream goes on; the crash
+# fixture crashing on every frame of one stream ends that stream only (crash
+# budget) while /health stays not ERROR and a second stream keeps running.
+# Usage: tests/integration/e2e_faults.sh BUILD
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build}
+. tests/integration/lib.sh
+e2e_init e2e_faults
+for p in fixture_hang fixture_crash passthrough; do
+	[ -f "$BUILD/plugins/$p.so" ] || { fail setup "$BUILD/plugins/$p.so not built"; e2e_finish; }
+done
+P256='"width":"256","height":"256"'
+RATE=15
+ts_start
+
+# ---- case 5: hang ---------------------------------------------------------------
+# Each worker process hangs from its 25th frame on; a 4 s stream at 15 fps
+# has 60 frames, so one hang (maybe two) happens, each caught after 500 ms.
+DEADLINE=500
+if gw_start --processor "$BUILD/plugins/fixture_hang.so" --processor-config '{"hang_after":25}' \
+	--frame-deadline $DEADLINE --workers-per-gpu 2 --crash-budget 5/60 --max-resolution 512x512; then
+	publish h 4 256x256 30 noaudio
+	read_out h-out "$E2E_DIR/h.ts" $((30 * E2E_SLOW)); rd=$READ_PID
+	read_events h-events "$E2E_DIR/h.ev"; ev=$EV_PID
+	r=$(start_stream h "{$P256,\"max_framerate\":$RATE}")
+	wait_pid $rd $((30 * E2E_SLOW))
+	wait_pid $ev 5
+	fh=$(probe_frames "$E2E_DIR/h.ts")
+	rs=$(events_of "$E2E_DIR/h.ev" worker_restarted | head -n1)
+	kills=$(grep -c 'frame deadline\|deadline' "$E2E_GW_LOG")
+	note "h: ${fh:-0} frames out; $(grep 'msg="stream totals" stream=h ' "$E2E_GW_LOG" | sed 's/.*stream=h //')"
+	note "h: event ${rs:-none}"
+	grep -m2 -i 'deadline' "$E2E_GW_LOG" | cut -c1-220 | sed 's/^/#   /'
+	if [ "${r%% *}" != 200 ]; then
+		fail hang_deadline "start answered ${r:0:200}"
+	elif [ "$kills" -eq 0 ]; then
+		fail hang_deadline "no deadline kill in the gateway log"
+	elif [ -z "$rs" ]; then
+		fail hang_deadline "no worker_restarted event"
+	elif [ -z "$fh" ] || [ "$fh" -le 30 ]; then
+		fail hang_deadline "${fh:-0} frames out: the stream did not go on after the hang at frame 25"
+	elif [ -z "$(events_of "$E2E_DIR/h.ev" stream_stopped)" ] || [ -n "$(events_of "$E2E_DIR/h.ev" error)" ]; then
+		fail hang_deadline "the stream did not end cleanly: $(events_of "$E2E_DIR/h.ev" error)"
+	else
+		ok hang_deadline
+	fi
+	gw_stop || fail hang_gateway_exit "exit status $E2E_GW_RC or sanitizer reports"
+else
+	fail hang_deadline "gateway did not start"
+fi
+
+# ---- case 6: crash budget ---------------------------------------------------------
+if gw_start --processor "$BUILD/plugins/fixture_crash.so" --workers-per-gpu 3 --spare-workers 1 \
+	--crash-budget 3/60 --max-resolution 512x512; then
+	publish good 5 256x256 30 noaudio
+	publish bad 5 256x256 30 noaudio
+	read_out good-out "$E2E_DIR/good.ts" $((30 * E2E_SLOW)); rd=$READ_PID
+	read_events bad-events "$E2E_DIR/bad.ev"; ev=$EV_PID
+	r1=$(start_stream good "{$P256,\"max_framerate\":$RATE}")
+	r2=$(start_stream bad "{$P256,\"max_framerate\":$RATE}")
+	# From now on every frame of "bad" crashes its worker (the params are
+	# replayed to each next worker).
+	p=$(api POST "/stream/params?stream_id=bad" '{"crash":true}')
+	health=
+	end=$((SECONDS + 30 * E2E_SLOW))
+	while kill -0 $rd 2>/dev/null && [ $SECONDS -lt $end ]; do
+		health="$health $(gw_health)"
+		sleep 0.3
+	done
+	wait_pid $rd 1
+	wait_pid $ev 5
+	fg=$(probe_frames "$E2E_DIR/good.ts")
+	err=$(events_of "$E2E_DIR/bad.ev" error | head -n1)
+	note "good: ${fg:-0} frames; $(grep 'msg="stream totals" stream=good ' "$E2E_GW_LOG" | sed 's/.*stream=good //')"
+	note "bad: error event ${err:-none}"
+	note "health seen: $(echo $health | tr ' ' '\n' | sort | uniq -c | tr '\n' ' ')"
+	if [ "${r1%% *}" != 200 ] || [ "${r2%% *}" != 200 ] || [ "${p%% *}" != 200 ]; then
+		fail crash_budget "start/params answered ${r1:0:60} / ${r2:0:60} / ${p:0:60}"
+	elif ! echo "$err" | grep -q 'crash budget'; then
+		fail crash_budget "no crash budget error event for the bad stream"
+	elif [[ "$health" == *ERROR* ]]; then
+		fail crash_budget "/health went ERROR"
+	elif [ -z "$fg" ] || [ "$fg" -lt $((5 * RATE - RATE - 2 - 5 * RATE / 10)) ]; then
+		fail crash_budget "the good stream has ${fg:-0} frames of ~$((5 * RATE))"
+	elif ! e2e_wait_for 5 gw_health_is IDLE; then
+		fail crash_budget "health $(gw_health) after both streams ended"
+	else
+		ok crash_budget
+	fi
+	gw_stop || fail crash_gateway_exit "exit status $E2E_GW_RC or sanitizer reports"
+else
+	fail crash_budget "gateway did not start"
+fi
+e2e_finish
