@@ -108,6 +108,20 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALLCFLAGS) $(DEPFLAGS) -c $< -o $@
 
+# python.so embeds CPython: Debian's python3-config (not a pyenv shim on PATH),
+# its headers as system headers, linked with --embed; docs/python.md.
+PY_CONFIG ?= /usr/bin/python3-config
+$(BUILD)/obj/plugins/python.o: worker/plugins/python.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALLCFLAGS) $(patsubst -I%,-isystem %,$(shell $(PY_CONFIG) --includes)) \
+		-DCT_PY_SRCDIR='"$(CURDIR)/python"' -DCT_PY_PREFIX='"$(shell $(PY_CONFIG) --prefix)"' \
+		-fPIC -fvisibility=hidden $(DEPFLAGS) -c $< -o $@
+$(BUILD)/plugins/python.so: $(BUILD)/obj/plugins/python.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared $(LDFLAGS) $< -o $@ $(shell $(PY_CONFIG) --ldflags --embed)
+
 $(BUILD)/obj/plugins/%.o: worker/plugins/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")

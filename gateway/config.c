@@ -208,7 +208,8 @@ config_read_file(const char *path, char **out, char *err, size_t errlen)
 static bool
 config_is_switch(const char *name)
 {
-	return !strcmp(name, "help") || !strcmp(name, "version");
+	return !strcmp(name, "help") || !strcmp(name, "version") ||
+	       !strcmp(name, "insecure-tls");
 }
 
 /* Applies one flag. name has no leading dashes; v is its value. */
@@ -393,6 +394,8 @@ config_parse(struct config *cfg, int argc, char *const *argv,
 				return config_fail(err, errlen, "--%s takes no value", name);
 			if (!strcmp(name, "help"))
 				cfg->help = true;
+			else if (!strcmp(name, "insecure-tls"))
+				cfg->insecure_tls = true;
 			else
 				cfg->version = true;
 			continue;
@@ -521,6 +524,9 @@ config_usage(FILE *f, const char *prog)
 "                           (default hold)\n"
 "\n"
 "Other\n"
+"  --insecure-tls           do not verify the TLS certificates of https\n"
+"                           trickle URLs (orchestrators use self-signed ones;\n"
+"                           default: verify)\n"
 "  --log-level LEVEL        error, warn, info or debug (default info)\n"
 "  --version                print the version and exit\n"
 "  -h, --help               print this help and exit\n"

@@ -53,6 +53,7 @@ struct config {
 	enum log_level log_level;   /* --log-level, default info */
 	long mem_limit_mb;          /* --mem-limit-mb per worker; 0: no limit */
 	char *pipeline;             /* --pipeline, env PIPELINE, default "byoc" */
+	bool insecure_tls;          /* --insecure-tls: no TLS check of trickle peers */
 	bool help;                  /* --help / -h given: print config_usage, exit 0 */
 	bool version;               /* --version given: print the version, exit 0 */
 };

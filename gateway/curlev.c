@@ -202,7 +202,8 @@ curlev_on_kick(evutil_socket_t fd, short what, void *arg)
 		if (!x->x_pending)
 			continue;
 		x->x_pending = false;
-		if (curl_multi_add_handle(cv->cv_multi, x->x_easy) != CURLM_OK) {
+		if (curl_multi_add_handle(cv->cv_multi, x->x_easy) !=
+		    CURLM_OK) {
 			CURL *easy = x->x_easy;
 			curlev_done_fn done = x->x_done;
 			void *xarg = x->x_arg;
@@ -240,9 +241,11 @@ curlev_create(curlev **out, struct event_base *base)
 	cv->cv_kick = event_new(base, -1, 0, curlev_on_kick, cv);
 	if (!cv->cv_kick)
 		goto err_timer;
-	curl_multi_setopt(cv->cv_multi, CURLMOPT_SOCKETFUNCTION, curlev_socket_cb);
+	curl_multi_setopt(cv->cv_multi, CURLMOPT_SOCKETFUNCTION,
+			  curlev_socket_cb);
 	curl_multi_setopt(cv->cv_multi, CURLMOPT_SOCKETDATA, cv);
-	curl_multi_setopt(cv->cv_multi, CURLMOPT_TIMERFUNCTION, curlev_timer_cb);
+	curl_multi_setopt(cv->cv_multi, CURLMOPT_TIMERFUNCTION,
+			  curlev_timer_cb);
 	curl_multi_setopt(cv->cv_multi, CURLMOPT_TIMERDATA, cv);
 	*out = cv;
 	return 0;

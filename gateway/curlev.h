@@ -1,6 +1,7 @@
 /*
  * curlev: one libcurl multi handle driven by one libevent event_base
- * (CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION + curl_multi_socket_action).
+ * (CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION +
+ * curl_multi_socket_action).
  * Owns the multi handle, the socket events and the timer; it does not own the
  * easy handles added to it. Everything here runs on the loop thread.
  */

@@ -145,7 +145,7 @@ gateway_start(struct gateway *g)
 	stc.ring = g->ring;
 	stc.metrics = g->metrics;
 	stc.cfg = cfg;
-	stc.tls_verify = getenv("CTRICKLE_INSECURE_TLS") == NULL;
+	stc.tls_verify = !cfg->insecure_tls;
 	if ((rc = streams_create(&g->streams, &stc)) < 0)
 		goto out;
 

@@ -12,12 +12,16 @@
 
 #include <libavutil/buffer.h>
 #include <libavutil/error.h>
+#include <libavutil/channel_layout.h>
 #include <libavutil/mathematics.h>
+#include <libavutil/samplefmt.h>
 
 #include "clock.h"
 #include "frame_processor.h"
 #include "log.h"
 #include "stream_int.h"
+
+#define STREAM_RING_RESERVE_MIN 4 /* free slots below which results are copied */
 
 /* A ring slot referenced by an AVFrame on its way to the encoder. */
 struct stream_slot_ref {
@@ -36,8 +40,40 @@ stream_slot_free(void *opaque, uint8_t *data)
 }
 
 /*
+ * Copies fr out of its ring slot (the slot is released) when free slots run
+ * short: frames queued at the encoder would otherwise pin slots the decoder
+ * needs ("ring" drops). While slots are plentiful, fr is returned as is.
+ * On a failed copy fr is kept (zero-copy). Takes fr; returns the frame to use.
+ */
+static AVFrame *
+stream_frame_detach(ring *r, AVFrame *fr)
+{
+	uint32_t reserve = ring_slot_count(r) / 3;
+	AVFrame *c;
+
+	if (reserve < STREAM_RING_RESERVE_MIN)
+		reserve = STREAM_RING_RESERVE_MIN;
+	if (ring_free_count(r) >= reserve)
+		return fr;
+	c = av_frame_alloc();
+	if (!c)
+		return fr;
+	c->format = fr->format;
+	c->width = fr->width;
+	c->height = fr->height;
+	if (av_frame_get_buffer(c, 0) < 0 || av_frame_copy(c, fr) < 0 ||
+	    av_frame_copy_props(c, fr) < 0) {
+		av_frame_free(&c);
+		return fr;
+	}
+	c->time_base = fr->time_base;
+	av_frame_free(&fr); /* releases the slot */
+	return c;
+}
+
+/*
  * Wraps a held slot holding a frame of lay's geometry as an AVFrame (no
- * copy). The slot is released when the last reference goes. On failure the
+ * copy, unless free slots run short: see stream_frame_detach). The slot is released when the last reference goes. On failure the
  * slot is released and NULL returned.
  */
 static AVFrame *
@@ -73,7 +109,7 @@ stream_slot_frame(struct stream *s, uint32_t slot, uint32_t gen,
 	}
 	fr->pts = pts;
 	fr->time_base = tb;
-	return fr;
+	return stream_frame_detach(r, fr);
 
 err_release:
 	av_frame_free(&fr);
@@ -218,17 +254,39 @@ stream_dec_video(void *opaque, AVFrame *frame)
 	return 0;
 }
 
+/*
+ * Audio goes to the worker when its plugin has process_audio (handed to the
+ * loop thread through aq, drop-oldest), else straight to the encoder.
+ */
 static int
 stream_dec_audio(void *opaque, AVFrame *frame)
 {
 	struct stream *s = opaque;
+	AVFrame *c, *old = NULL;
 	encoder *e;
 
+	if (atomic_load(&s->audio_worker) && (c = av_frame_clone(frame))) {
+		pthread_mutex_lock(&s->lock);
+		if (s->aq_len == STREAM_AUDIO_QUEUE) {
+			old = s->aq[s->aq_head];
+			s->aq_head = (s->aq_head + 1) % STREAM_AUDIO_QUEUE;
+			s->aq_len--;
+		}
+		s->aq[(s->aq_head + s->aq_len++) % STREAM_AUDIO_QUEUE] = c;
+		s->wake_flags |= STREAM_WAKE_AUDIO;
+		pthread_mutex_unlock(&s->lock);
+		event_active(s->wake, EV_READ, 0);
+		if (old) {
+			av_frame_free(&old);
+			atomic_fetch_add(&s->audio_drops, 1);
+		}
+		return 0;
+	}
 	pthread_mutex_lock(&s->lock);
 	e = s->enc;
 	pthread_mutex_unlock(&s->lock);
 	if (e && encoder_push_audio(e, frame, false) < 0)
-		stream_count_drop(s, &s->drop_queue, s->ss->c_drop_queue);
+		atomic_fetch_add(&s->audio_drops, 1);
 	return 0;
 }
 
@@ -621,6 +679,7 @@ stream_assign(struct stream *s, int worker)
 		return rc;
 	if (wi.video_format < FP_FMT_COUNT)
 		atomic_store(&s->format, wi.video_format);
+	atomic_store(&s->audio_worker, (wi.caps & MSG_CAP_AUDIO) != 0);
 	m.u.stream_start = (struct msg_stream_start){
 		.stream = s->id,
 		.request_id = msg_cstr(s->request_id),
@@ -661,6 +720,164 @@ stream_assign(struct stream *s, int worker)
 	return 0;
 }
 
+/*
+ * Gives up the frames kept for a re-send (counted as lost): the input is
+ * over and no worker took the stream back in time, so the stream can end.
+ */
+void
+stream_abandon_fly(struct stream *s)
+{
+	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++) {
+		if (!s->fly[i].used)
+			continue;
+		stream_frame_release(s, &s->fly[i]);
+		s->frames_lost++;
+		s->lost_frames++;
+		streams_count(s->ss->c_lost, 1);
+	}
+	log_warn("stream", "input ended while no worker served the stream; frames "
+	         "kept for a re-send are lost stream=%s lost=%u", s->request_id,
+	         s->lost_frames);
+	stream_pump(s);
+}
+
+/* ---- audio through the worker (loop thread) -------------------------------- */
+
+static int
+stream_fp_samplefmt(int av)
+{
+	switch (av) {
+	case AV_SAMPLE_FMT_S16:  return FP_SAMPLE_S16;
+	case AV_SAMPLE_FMT_FLT:  return FP_SAMPLE_FLT;
+	case AV_SAMPLE_FMT_FLTP: return FP_SAMPLE_FLTP;
+	case AV_SAMPLE_FMT_S16P: return FP_SAMPLE_S16P;
+	default:                 return -1;
+	}
+}
+
+static int
+stream_av_samplefmt(uint32_t fp)
+{
+	switch (fp) {
+	case FP_SAMPLE_S16:  return AV_SAMPLE_FMT_S16;
+	case FP_SAMPLE_FLT:  return AV_SAMPLE_FMT_FLT;
+	case FP_SAMPLE_FLTP: return AV_SAMPLE_FMT_FLTP;
+	case FP_SAMPLE_S16P: return AV_SAMPLE_FMT_S16P;
+	default:             return AV_SAMPLE_FMT_NONE;
+	}
+}
+
+/* Sends one audio frame to the stream's worker as AUDIO (planes back to back). */
+static int
+stream_send_audio(struct stream *s, const AVFrame *fr)
+{
+	int fmt = stream_fp_samplefmt(fr->format);
+	int ch = fr->ch_layout.nb_channels;
+	int planar = av_sample_fmt_is_planar(fr->format);
+	size_t plane = (size_t)fr->nb_samples * (size_t)av_get_bytes_per_sample(fr->format) *
+	               (size_t)(planar ? 1 : ch);
+	struct msg m = { .type = MSG_AUDIO };
+	uint8_t *buf;
+	int rc;
+
+	if (fmt < 0 || ch <= 0 || ch > 8 || fr->nb_samples <= 0 || fr->sample_rate <= 0 ||
+	    fr->time_base.den <= 0 || plane * (size_t)(planar ? ch : 1) > MSG_MAX_BIN)
+		return -ENOTSUP;
+	buf = malloc(plane * (size_t)(planar ? ch : 1));
+	if (!buf)
+		return -ENOMEM;
+	for (int c = 0; c < (planar ? ch : 1); c++)
+		memcpy(buf + (size_t)c * plane, fr->extended_data[c], plane);
+	m.u.audio = (struct msg_audio){
+		.stream = s->id, .seq = ++s->audio_seq, .pts = fr->pts,
+		.tb_num = (uint32_t)fr->time_base.num, .tb_den = (uint32_t)fr->time_base.den,
+		.sample_rate = (uint32_t)fr->sample_rate, .channels = (uint32_t)ch,
+		.format = (uint32_t)fmt, .nb_samples = (uint32_t)fr->nb_samples,
+		.data = { buf, (uint32_t)(plane * (size_t)(planar ? ch : 1)) },
+	};
+	rc = supervisor_send(s->ss->cfg.sup, s->worker, &m);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Moves the audio the decoder queued to the worker; while no worker serves
+ * the stream (or one cannot take it), audio goes to the encoder unchanged.
+ */
+void
+stream_pump_audio(struct stream *s)
+{
+	encoder *e = stream_encoder(s);
+	AVFrame *fr;
+
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		fr = NULL;
+		if (s->aq_len) {
+			fr = s->aq[s->aq_head];
+			s->aq[s->aq_head] = NULL;
+			s->aq_head = (s->aq_head + 1) % STREAM_AUDIO_QUEUE;
+			s->aq_len--;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!fr)
+			break;
+		if (s->ending || s->worker < 0 || !atomic_load(&s->audio_worker) ||
+		    stream_send_audio(s, fr) < 0) {
+			if (!s->ending && e && encoder_push_audio(e, fr, false) < 0)
+				atomic_fetch_add(&s->audio_drops, 1);
+		}
+		av_frame_free(&fr);
+	}
+}
+
+/* The worker's processed audio: validated, then to the encoder. */
+void
+stream_on_audio_out(struct stream *s, const struct msg_audio_out *m)
+{
+	int fmt = stream_av_samplefmt(m->format);
+	encoder *e = stream_encoder(s);
+	AVFrame *fr;
+	size_t plane;
+	int planar;
+
+	if (m->nb_samples == 0)
+		return; /* the plugin dropped it */
+	if (fmt == AV_SAMPLE_FMT_NONE || m->channels == 0 || m->channels > 8 ||
+	    m->sample_rate == 0 || m->sample_rate > 384000 || m->tb_num == 0 ||
+	    m->tb_den == 0 || m->nb_samples > MSG_MAX_BIN) {
+		atomic_fetch_add(&s->audio_drops, 1);
+		return;
+	}
+	planar = av_sample_fmt_is_planar(fmt);
+	plane = (size_t)m->nb_samples * (size_t)av_get_bytes_per_sample(fmt) *
+	        (planar ? 1 : m->channels);
+	if (plane * (planar ? m->channels : 1) != m->data.len || !e) {
+		atomic_fetch_add(&s->audio_drops, 1);
+		return;
+	}
+	fr = av_frame_alloc();
+	if (!fr)
+		return;
+	fr->format = fmt;
+	fr->sample_rate = (int)m->sample_rate;
+	fr->nb_samples = (int)m->nb_samples;
+	av_channel_layout_default(&fr->ch_layout, (int)m->channels);
+	if (av_frame_get_buffer(fr, 0) < 0) {
+		av_frame_free(&fr);
+		return;
+	}
+	for (uint32_t c = 0; c < (planar ? m->channels : 1); c++)
+		memcpy(fr->extended_data[c], m->data.ptr + c * plane, plane);
+	fr->pts = m->pts;
+	fr->time_base = (AVRational){ (int)m->tb_num, (int)m->tb_den };
+	if (encoder_push_audio(e, fr, false) < 0)
+		atomic_fetch_add(&s->audio_drops, 1);
+	else
+		s->audio_back++;
+	av_frame_free(&fr);
+}
+
 /* Releases every slot the stream holds (pending, in flight, hold frame). */
 void
 stream_release_frames(struct stream *s)
@@ -669,6 +886,11 @@ stream_release_frames(struct stream *s)
 	if (s->pending.used)
 		ring_release(s->ss->cfg.ring, s->pending.in_slot, s->pending.in_gen);
 	s->pending.used = false;
+	while (s->aq_len) {
+		av_frame_free(&s->aq[s->aq_head]);
+		s->aq_head = (s->aq_head + 1) % STREAM_AUDIO_QUEUE;
+		s->aq_len--;
+	}
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++)
 		stream_frame_release(s, &s->fly[i]);

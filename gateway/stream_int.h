@@ -30,6 +30,7 @@
 
 #define STREAM_MAX_INFLIGHT 2  /* frames of a stream at its worker at once */
 #define STREAM_DEATH_WINDOW 16 /* remembered worker deaths per stream */
+#define STREAM_AUDIO_QUEUE  32 /* audio frames between decoder and loop */
 
 /* One frame between decode and encode; names its ring slots. */
 struct stream_frame {
@@ -49,6 +50,7 @@ struct stream_frame {
 #define STREAM_WAKE_DEC_END 0x2u /* the decoder thread finished */
 #define STREAM_WAKE_ENC_END 0x4u /* the encoder thread finished */
 #define STREAM_WAKE_SEG     0x8u /* an output segment was produced */
+#define STREAM_WAKE_AUDIO   0x10u /* audio frames wait for the worker */
 
 struct stream {
 	struct streams *ss;
@@ -66,6 +68,9 @@ struct stream {
 	/* worker assignment (loop thread) */
 	int worker;               /* -1: none */
 	pid_t worker_pid;
+	_Atomic bool audio_worker; /* its plugin has process_audio */
+	uint64_t audio_seq;        /* AUDIO messages sent */
+	uint64_t audio_back;       /* AUDIO_OUT frames passed to the encoder */
 	int64_t lost_ns;          /* when the worker was lost, 0: not lost */
 	unsigned lost_frames;     /* frames lost with that worker */
 	int64_t death_ns[STREAM_DEATH_WINDOW];
@@ -84,6 +89,8 @@ struct stream {
 	/* frame path */
 	pthread_mutex_t lock;      /* pending, wake_flags, enc */
 	struct stream_frame pending;
+	AVFrame *aq[STREAM_AUDIO_QUEUE]; /* audio for the worker, oldest first */
+	unsigned aq_head, aq_len;
 	unsigned wake_flags;
 	int dec_status, enc_status;
 	struct event *wake;
@@ -95,6 +102,7 @@ struct stream {
 
 	/* counters */
 	_Atomic uint64_t frames_decoded, drop_rate, drop_queue, drop_ring;
+	_Atomic uint64_t audio_drops; /* audio frames dropped (queue, worker) */
 	_Atomic uint64_t segments_out;
 	uint64_t frames_sent, frames_out, frames_resent, frames_lost;
 	uint64_t worker_drops, loss_frames;
@@ -108,7 +116,9 @@ struct stream {
 	/* teardown */
 	bool ending;
 	bool out_done, ev_done, data_done; /* their on_end came */
-	unsigned end_refs;         /* async closes still running */
+	unsigned end_refs;         /* async closes still running, + 1 until
+	                              the wake event drops unref_pending */
+	bool unref_pending;
 	char end_reason[128];
 };
 
@@ -145,9 +155,12 @@ void stream_wake_cb(evutil_socket_t fd, short what, void *arg);
 void stream_pump(struct stream *s);
 void stream_on_result(struct stream *s, const struct msg_result *m);
 void stream_on_drop(struct stream *s, const struct msg_drop *m);
+void stream_pump_audio(struct stream *s);
+void stream_on_audio_out(struct stream *s, const struct msg_audio_out *m);
 void stream_worker_lost(struct stream *s, const struct supervisor_death *d);
 int stream_assign(struct stream *s, int worker);
 void stream_release_frames(struct stream *s);
+void stream_abandon_fly(struct stream *s);
 void stream_frame_release(struct stream *s, struct stream_frame *f);
 
 /* ---- streams.c: lifecycle and events, used by stream.c -------------------- */

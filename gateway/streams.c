@@ -19,6 +19,7 @@
 
 #define STREAMS_TICK_MS      1000
 #define STREAMS_HEARTBEAT_S  10
+#define STREAMS_ORPHAN_MS    2000 /* input over, no worker: give up re-sends */
 
 static void streams_free(struct stream *s);
 
@@ -220,7 +221,8 @@ streams_end(struct stream *s, const char *reason, bool error)
 	streams_emit(s, "stream_stopped", "ai_stream_events", NULL);
 	log_info("stream", "stream totals stream=%s frames_in=%llu frames_out=%llu "
 	         "drop_rate_limit=%llu drop_queue=%llu drop_ring=%llu drop_worker=%llu "
-	         "resent=%llu lost=%llu segments_out=%llu", s->request_id,
+	         "resent=%llu lost=%llu segments_out=%llu audio_to_worker=%llu "
+	         "audio_from_worker=%llu audio_dropped=%llu", s->request_id,
 	         (unsigned long long)atomic_load(&s->frames_decoded),
 	         (unsigned long long)s->frames_out,
 	         (unsigned long long)atomic_load(&s->drop_rate),
@@ -228,7 +230,9 @@ streams_end(struct stream *s, const char *reason, bool error)
 	         (unsigned long long)atomic_load(&s->drop_ring),
 	         (unsigned long long)s->worker_drops,
 	         (unsigned long long)s->frames_resent, (unsigned long long)s->frames_lost,
-	         (unsigned long long)atomic_load(&s->segments_out));
+	         (unsigned long long)atomic_load(&s->segments_out),
+	         (unsigned long long)s->audio_seq, (unsigned long long)s->audio_back,
+	         (unsigned long long)atomic_load(&s->audio_drops));
 	streams_forget_metrics(s);
 	ss->nrunning--;
 	ss->nending++;
@@ -271,7 +275,10 @@ streams_end(struct stream *s, const char *reason, bool error)
 		s->end_refs++;
 		trickle_chan_pub_close(s->data);
 	}
-	streams_unref(s);
+	/* The last reference is dropped from the wake event, not here: the
+	   caller (a callback of this stream) may still read s after we return. */
+	s->unref_pending = true;
+	event_active(s->wake, EV_READ, 0);
 }
 
 static void
@@ -316,8 +323,13 @@ stream_wake_cb(evutil_socket_t fd, short what, void *arg)
 	dec_status = s->dec_status;
 	enc_status = s->enc_status;
 	pthread_mutex_unlock(&s->lock);
-	if (s->ending)
+	if (s->ending) {
+		if (s->unref_pending) {
+			s->unref_pending = false;
+			streams_unref(s); /* may free s */
+		}
 		return;
+	}
 	if (flags & STREAM_WAKE_SEG) {
 		s->last_seg_ns = clock_now_ns();
 		if (!s->first_out_event) {
@@ -331,6 +343,8 @@ stream_wake_cb(evutil_socket_t fd, short what, void *arg)
 			log_warn("stream", "input decoding stopped stream=%s err=%s",
 			         s->request_id, av_err2str(dec_status));
 	}
+	if (flags & (STREAM_WAKE_AUDIO | STREAM_WAKE_DEC_END))
+		stream_pump_audio(s);
 	if (flags & (STREAM_WAKE_FRAME | STREAM_WAKE_DEC_END))
 		stream_pump(s);
 	if ((flags & STREAM_WAKE_ENC_END) && !s->ending) {
@@ -368,6 +382,14 @@ streams_tick_cb(evutil_socket_t fd, short what, void *arg)
 	s->fps_prev_out = s->frames_out;
 	if (++s->ticks % STREAMS_HEARTBEAT_S == 0)
 		streams_heartbeat(s);
+	/* The input is over but the frames kept for a re-send wait for a worker
+	   that does not come back (restart backoff, or a failing plugin). */
+	if (s->input_done && s->worker < 0 && s->lost_ns &&
+	    now - s->lost_ns > (int64_t)STREAMS_ORPHAN_MS * 1000000LL) {
+		stream_abandon_fly(s);
+		if (s->ending)
+			return;
+	}
 	/* Output stall: frames come in, but no output segment for too long. */
 	if (s->out && s->frames_out > 0 && cfg->output_stall_s > 0 &&
 	    now - (s->last_seg_ns ? s->last_seg_ns : s->started_ns) >
@@ -859,6 +881,15 @@ streams_sup_drop(void *arg, int worker, const struct msg_drop *m)
 }
 
 static void
+streams_sup_audio_out(void *arg, int worker, const struct msg_audio_out *m)
+{
+	struct stream *s = streams_find_id(arg, m->stream);
+
+	if (s && !s->ending && s->worker == worker)
+		stream_on_audio_out(s, m);
+}
+
+static void
 streams_sup_event(void *arg, int worker, const struct msg_event *m)
 {
 	struct stream *s = streams_find_id(arg, m->stream);
@@ -948,6 +979,7 @@ streams_supervisor_cbs(void)
 		.on_ready = streams_sup_ready,
 		.on_result = streams_sup_result,
 		.on_drop = streams_sup_drop,
+		.on_audio_out = streams_sup_audio_out,
 		.on_event = streams_sup_event,
 		.on_data = streams_sup_data,
 		.on_error = streams_sup_error,

@@ -389,7 +389,8 @@ trickle_chan_pub_create(trickle_chan_pub **out, curlev *cv,
 				      (c->c_opts.flush_ms % 1000) * 1000 };
 
 		po.content_type = "application/jsonl";
-		c->c_lines = calloc((size_t)c->c_opts.max_queued, sizeof(char *));
+		c->c_lines = calloc((size_t)c->c_opts.max_queued,
+				    sizeof(char *));
 		c->c_ev_flush = event_new(curlev_base(cv), -1, EV_PERSIST,
 					  chan_on_flush, c);
 		if (!c->c_lines || !c->c_ev_flush ||

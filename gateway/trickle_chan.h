@@ -47,7 +47,10 @@ int trickle_chan_ctl_create(trickle_chan_ctl **out, curlev *cv, const char *url,
 			    size_t max_bytes,
 			    const struct trickle_chan_ctl_cbs *cbs, void *arg);
 
-/* Stops reading; no callback after it. NULL-safe, sets *p = NULL. Loop thread. */
+/*
+ * Stops reading; no callback after it. NULL-safe, sets *p = NULL. Loop
+ * thread; allowed inside on_end.
+ */
 void trickle_chan_ctl_destroy(trickle_chan_ctl **p);
 
 void trickle_chan_ctl_get_stats(const trickle_chan_ctl *c,

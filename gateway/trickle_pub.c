@@ -274,7 +274,8 @@ pub_xfer_new(trickle_pub *p, int64_t seq, bool del)
 		snprintf(url, sizeof(url), "%s/%" PRId64, p->p_url, seq);
 	curl_easy_setopt(x->x_easy, CURLOPT_URL, url);
 	curl_easy_setopt(x->x_easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->x_easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(x->x_easy, CURLOPT_HTTP_VERSION,
+			 CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(x->x_easy, CURLOPT_ERRORBUFFER, x->x_err);
 	curl_easy_setopt(x->x_easy, CURLOPT_HEADERFUNCTION, pub_on_header);
 	curl_easy_setopt(x->x_easy, CURLOPT_HEADERDATA, x);
@@ -334,7 +335,8 @@ pub_preconnect(trickle_pub *p)
 {
 	int64_t seq;
 
-	if (!p->p_opts.preconnect || p->p_pre || p->p_ending || p->p_close_started)
+	if (!p->p_opts.preconnect || p->p_pre || p->p_ending ||
+	    p->p_close_started)
 		return;
 	if (p->p_pre_retry_at_ms > clock_now_ms()) {
 		pub_arm_retry(p, p->p_pre_retry_at_ms);
@@ -381,7 +383,8 @@ pub_service(trickle_pub *p)
 				g->g_xfer = pub_xfer_new(p, g->g_seq, false);
 				pthread_mutex_lock(&p->p_lock);
 				if (!g->g_xfer) {
-					g->g_retry_at_ms = now + p->p_opts.retry_delay_ms;
+					g->g_retry_at_ms = now +
+						p->p_opts.retry_delay_ms;
 					if (g->g_retry_at_ms < retry_at)
 						retry_at = g->g_retry_at_ms;
 					continue;
@@ -390,14 +393,15 @@ pub_service(trickle_pub *p)
 			g->g_sent = 0;
 			g->g_xfer->x_seg = g;
 		}
-		if (g->g_xfer->x_paused && (g->g_len > g->g_off || g->g_ended) &&
+		if (g->g_xfer->x_paused &&
+		    (g->g_len > g->g_off || g->g_ended) &&
 		    nwake < (int)(sizeof(wake) / sizeof(wake[0]))) {
 			g->g_xfer->x_paused = false;
 			wake[nwake++] = g->g_xfer;
 		}
 	}
 	if (p->p_pre && p->p_pre->x_seq != p->p_next_seq) {
-		/* Stale preconnect (a retry took its seq): end it as 0 bytes. */
+		/* A stale preconnect (a retry took its seq): drop it. */
 		pthread_mutex_unlock(&p->p_lock);
 		pub_xfer_drop(p, p->p_pre);
 		p->p_pre = NULL;
@@ -467,7 +471,8 @@ pub_seg_done(trickle_pub *p, struct pub_seg *g, bool ok, int status,
 	pub_seg_free(g);
 	if (!ok)
 		log_warn("trickle_pub", "segment dropped name=%s seq=%" PRId64
-			 " status=%d err=\"%s\"", pub_name(p), seq, status, err);
+			 " status=%d err=\"%s\"", pub_name(p), seq, status,
+			 err);
 	if (p->p_cbs.on_segment_done)
 		p->p_cbs.on_segment_done(p->p_arg, seq, ok, status, err);
 }
@@ -510,7 +515,8 @@ pub_on_done(CURL *easy, CURLcode res, void *arg)
 			return;
 		}
 		p->p_pre_fails++;
-		p->p_pre_retry_at_ms = clock_now_ms() + p->p_opts.retry_delay_ms *
+		p->p_pre_retry_at_ms = clock_now_ms() +
+			p->p_opts.retry_delay_ms *
 			(p->p_pre_fails < 5 ? p->p_pre_fails : 20);
 		pub_service(p);
 		return;
@@ -576,7 +582,8 @@ pub_on_end(evutil_socket_t fd, short what, void *arg)
 			 pub_name(p), p->p_end_text);
 	else
 		log_warn("trickle_pub", "publisher ended name=%s reason=%s "
-			 "text=\"%s\"", pub_name(p), trickle_sub_end_str(p->p_end),
+			 "text=\"%s\"", pub_name(p),
+			 trickle_sub_end_str(p->p_end),
 			 p->p_end_text);
 	if (p->p_cbs.on_end)
 		p->p_cbs.on_end(p->p_arg, p->p_end, p->p_end_text);
@@ -635,7 +642,8 @@ trickle_pub_create(trickle_pub **out, curlev *cv, const char *channel_url,
 	p->p_opts.ca_file = p->p_ca;
 	p->p_opts.content_type = NULL;
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
-		 opts && opts->content_type ? opts->content_type : "video/mp2t");
+		 opts && opts->content_type ? opts->content_type :
+		 "video/mp2t");
 	p->p_hdrs = curl_slist_append(NULL, ctype);
 	if (!p->p_hdrs)
 		goto err_free;
@@ -753,7 +761,8 @@ trickle_pub_write(trickle_pub *p, const void *buf, size_t len)
 		uint8_t *nb;
 
 		if (g->g_off) {
-			memmove(g->g_buf, g->g_buf + g->g_off, g->g_len - g->g_off);
+			memmove(g->g_buf, g->g_buf + g->g_off,
+				g->g_len - g->g_off);
 			g->g_len -= g->g_off;
 			g->g_off = 0;
 		}

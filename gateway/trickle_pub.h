@@ -16,8 +16,8 @@
 
 struct trickle_pub_opts {
 	int64_t start_seq;        /* seq of the first segment (0) */
-	const char *content_type; /* Content-Type of every POST ("video/mp2t") */
-	int max_retries;          /* retries of a segment that sent 0 bytes (5) */
+	const char *content_type; /* of every POST ("video/mp2t") */
+	int max_retries;          /* retries of a 0-byte segment POST (5) */
 	int retry_delay_ms;       /* delay before such a retry (250) */
 	size_t max_queued_bytes;  /* unsent bytes over all segments (16 MiB) */
 	int max_queued_segments;  /* segments begun and not yet done on the
@@ -49,8 +49,8 @@ struct trickle_pub_stats {
 	uint64_t bytes_out;      /* body bytes handed to libcurl */
 	uint64_t segments;       /* segments answered 200 */
 	uint64_t retries;        /* 0-byte segments retried */
-	uint64_t dropped_queue;  /* segments dropped because the queue was full */
-	uint64_t failed;         /* segments that failed on the wire (dropped) */
+	uint64_t dropped_queue;  /* segments dropped: the queue was full */
+	uint64_t failed;         /* segments failed on the wire (dropped) */
 	uint64_t queued_bytes;   /* bytes waiting now */
 	uint64_t interim;        /* interim 1xx answers seen (100 Continue) */
 	int64_t next_seq;        /* seq the next segment will get */

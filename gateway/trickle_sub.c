@@ -376,8 +376,8 @@ err_easy:
 err_free:
 	free(x);
 err:
-	sub_finish(s, TRICKLE_END_ERROR, "cannot start a request for seq %" PRId64,
-		   seq);
+	sub_finish(s, TRICKLE_END_ERROR,
+		   "cannot start a request for seq %" PRId64, seq);
 	return NULL;
 }
 
@@ -495,8 +495,8 @@ sub_handle_done(trickle_sub *s, struct sub_xfer *x)
 	if (x->x_res == CURLE_OK && x->x_status == 404) {
 		sub_xfer_free(x);
 		sub_segment_close(s, false);
-		sub_finish(s, TRICKLE_END_NOT_FOUND, "stream not found (404) seq=%"
-			   PRId64, seq);
+		sub_finish(s, TRICKLE_END_NOT_FOUND,
+			   "stream not found (404) seq=%" PRId64, seq);
 		return;
 	}
 	if (x->x_res == CURLE_OK && x->x_status == 470) {
@@ -510,7 +510,8 @@ sub_handle_done(trickle_sub *s, struct sub_xfer *x)
 		s->s_fails++;
 		if (s->s_fails > s->s_opts.max_retries) {
 			sub_finish(s, TRICKLE_END_MAX_RETRIES,
-				   "470 answered %d times in a row seq=%" PRId64,
+				   "470 answered %d times in a row "
+				   "seq=%" PRId64,
 				   s->s_fails, seq);
 			return;
 		}
@@ -529,7 +530,8 @@ sub_handle_done(trickle_sub *s, struct sub_xfer *x)
 		return;
 	}
 	if (x->x_res != CURLE_OK)
-		snprintf(why, sizeof(why), "%s: %s", curl_easy_strerror(x->x_res),
+		snprintf(why, sizeof(why), "%s: %s",
+			 curl_easy_strerror(x->x_res),
 			 x->x_err[0] ? x->x_err : "-");
 	else
 		snprintf(why, sizeof(why), "HTTP status %d", x->x_status);
@@ -546,8 +548,8 @@ sub_on_silence(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv;
 
 	if (left <= 0) {
-		sub_finish(s, TRICKLE_END_SILENCE, "no input for %" PRId64 " ms",
-			   idle);
+		sub_finish(s, TRICKLE_END_SILENCE,
+			   "no input for %" PRId64 " ms", idle);
 		return;
 	}
 	tv.tv_sec = left / 1000;
@@ -581,11 +583,13 @@ sub_on_end(evutil_socket_t fd, short what, void *arg)
 	s->s_closed = true;
 	if (trickle_sub_end_clean(s->s_end))
 		log_info("trickle_sub", "subscription ended name=%s reason=%s "
-			 "text=\"%s\"", sub_name(s), trickle_sub_end_str(s->s_end),
+			 "text=\"%s\"", sub_name(s),
+			 trickle_sub_end_str(s->s_end),
 			 s->s_end_text);
 	else
 		log_warn("trickle_sub", "subscription failed name=%s reason=%s "
-			 "text=\"%s\"", sub_name(s), trickle_sub_end_str(s->s_end),
+			 "text=\"%s\"", sub_name(s),
+			 trickle_sub_end_str(s->s_end),
 			 s->s_end_text);
 	if (s->s_cbs.on_end)
 		s->s_cbs.on_end(s->s_arg, s->s_end, s->s_end_text);

@@ -17,11 +17,11 @@
 /* Why a trickle object ended. */
 enum trickle_end {
 	TRICKLE_END_NONE = 0,
-	TRICKLE_END_CLOSED,      /* Lp-Trickle-Closed: the channel ended (clean) */
-	TRICKLE_END_NOT_FOUND,   /* 404: "stream not found" (clean, as pytrickle) */
+	TRICKLE_END_CLOSED,      /* Lp-Trickle-Closed: channel ended (clean) */
+	TRICKLE_END_NOT_FOUND,   /* 404: "stream not found" (clean) */
 	TRICKLE_END_MAX_RETRIES, /* failures beyond the retry budget */
 	TRICKLE_END_SILENCE,     /* no byte at all for silence_timeout_ms */
-	TRICKLE_END_LOCAL,       /* closed by us (publisher close, DELETE sent) */
+	TRICKLE_END_LOCAL,       /* closed by us (publisher close + DELETE) */
 	TRICKLE_END_ERROR,       /* internal error (out of memory, bad URL) */
 };
 
@@ -32,12 +32,13 @@ const char *trickle_sub_end_str(enum trickle_end r);
 bool trickle_sub_end_clean(enum trickle_end r);
 
 struct trickle_sub_opts {
-	int64_t start_seq;      /* first seq to GET: -2 current (default), -1 next */
+	int64_t start_seq;      /* first GET: -2 current (default), -1 next */
 	int max_retries;        /* consecutive failures before giving up (5) */
-	int retry_delay_ms;     /* first backoff, doubled per failure, cap 5 s (300) */
+	int retry_delay_ms;     /* first backoff, doubled, cap 5 s (300) */
 	int request_timeout_ms; /* a request with no byte flowing this long is
 				 * aborted; waits for a first byte are re-issued
-				 * without counting a failure (30000; 1 s steps) */
+				 * without counting a failure (30000; in
+				 * 1 s steps) */
 	int silence_timeout_ms; /* no body byte at all this long: end (60000) */
 	int connect_timeout_ms; /* TCP+TLS connect (5000) */
 	bool tls_verify;        /* verify https peers (true) */
@@ -66,7 +67,7 @@ struct trickle_sub_stats {
 	uint64_t segments;   /* segments read to their end */
 	uint64_t retries;    /* failed requests retried */
 	uint64_t jumps;      /* 470 answers followed to Lp-Trickle-Latest */
-	uint64_t reissues;   /* idle waits re-issued (request timeout, no byte) */
+	uint64_t reissues;   /* idle waits re-issued (timeout, no byte) */
 	int64_t seq;         /* seq of the segment being read, -1 before any */
 	enum trickle_end end;
 };

@@ -9,7 +9,8 @@ PKGS=(
 	libnng-dev libmsgpack-dev libevent-dev libcurl4-openssl-dev
 	libjansson-dev libmicrohttpd-dev
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-	ffmpeg curl procps python3 gnuplot-nox
+	ffmpeg curl procps python3 gnuplot-nox openssl
+	python3-dev python3-numpy python3-torch
 )
 
 missing=()

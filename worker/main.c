@@ -55,6 +55,8 @@ worker_usage(FILE *f)
 	        "              [--mem-limit-mb N]\n"
 	        "Spawned by the gateway's supervisor: loads the FrameProcessor plugin PATH,\n"
 	        "dials the gateway at the URL, serves frames from the ring inherited as FD.\n"
+	        "PATH python:MODULE:CLASS runs a PyTrickle processor (plugins/python.so\n"
+	        "beside this binary, {\"module\",\"class\"} added to the config).\n"
 	        "  --processor-config  JSON object text for the plugin's init (\"{}\")\n"
 	        "  --gpu               CUDA ordinal, -1 = host memory (default -1)\n"
 	        "  --log-level         error|warn|info|debug (default info)\n"
@@ -213,6 +215,59 @@ worker_load_config(const char *arg, char **out, char *err, size_t errlen)
 }
 
 /*
+ * --processor python:MODULE:CLASS: the python plugin beside this binary
+ * (DIR/plugins/python.so for DIR/worker) with {"module","class"} merged into
+ * the config object (other keys, e.g. "path", kept). Replaces *config and
+ * sets *plugin (malloc'ed). Returns 0, or -errno with a reason in err.
+ */
+static int
+worker_python_shorthand(const char *spec, char **config, char **plugin,
+                        char *err, size_t errlen)
+{
+	const char *mod = spec + 7, *colon = strchr(mod, ':');
+	char exe[PATH_MAX], *slash, *text, *modname;
+	json_t *cfg;
+	ssize_t n;
+
+	if (!colon || colon == mod || !colon[1]) {
+		snprintf(err, errlen, "--processor %s: expected python:MODULE:CLASS", spec);
+		return -EINVAL;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		snprintf(err, errlen, "--processor %s: cannot find the worker binary", spec);
+		return -ENOENT;
+	}
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash || (size_t)(slash - exe) + sizeof("/plugins/python.so") > sizeof(exe)) {
+		snprintf(err, errlen, "--processor %s: worker path too long", spec);
+		return -ENAMETOOLONG;
+	}
+	strcpy(slash, "/plugins/python.so");
+	cfg = json_loads(*config, 0, NULL);
+	modname = strndup(mod, (size_t)(colon - mod));
+	if (!cfg || !modname || json_object_set_new(cfg, "module", json_string(modname)) < 0 ||
+	    json_object_set_new(cfg, "class", json_string(colon + 1)) < 0 ||
+	    !(text = json_dumps(cfg, JSON_COMPACT))) {
+		free(modname);
+		json_decref(cfg);
+		snprintf(err, errlen, "--processor %s: cannot build the config", spec);
+		return -EINVAL;
+	}
+	free(modname);
+	json_decref(cfg);
+	*plugin = strdup(exe);
+	if (!*plugin) {
+		free(text);
+		return -ENOMEM;
+	}
+	free(*config);
+	*config = text;
+	return 0;
+}
+
+/*
  * Ties our life to the parent: SIGKILL when it dies, then a re-check that it
  * did not die before the prctl (we would have been re-parented already).
  * CT_PARENT_PID, when the spawner sets it, closes the window before main.
@@ -299,7 +354,7 @@ main(int argc, char **argv)
 	struct worker_args a;
 	struct loop_config lc;
 	char err[HOST_ERR_LEN + 64], tag[32];
-	char *config = NULL;
+	char *config = NULL, *plugin = NULL;
 	enum log_level lvl;
 	host *h = NULL;
 	ring *r = NULL;
@@ -337,7 +392,16 @@ main(int argc, char **argv)
 		worker_report_fatal(a.url, rc, err);
 		return WORKER_EXIT_CONFIG;
 	}
-	rc = host_load(&h, a.processor, err, sizeof(err));
+	if (!strncmp(a.processor, "python:", 7)) {
+		rc = worker_python_shorthand(a.processor, &config, &plugin, err, sizeof(err));
+		if (rc < 0) {
+			log_error("worker", "%s", err);
+			worker_report_fatal(a.url, rc, err);
+			status = WORKER_EXIT_CONFIG;
+			goto out_free_config;
+		}
+	}
+	rc = host_load(&h, plugin ? plugin : a.processor, err, sizeof(err));
 	if (rc < 0) {
 		log_error("worker", "plugin refused: %s", err);
 		worker_report_fatal(a.url, rc, err);
@@ -414,6 +478,7 @@ out_destroy_ring:
 out_destroy_host:
 	host_destroy(&h);
 out_free_config:
+	free(plugin);
 	free(config);
 	return status;
 }

@@ -27,7 +27,7 @@ struct px_dir {
 
 struct px_pair {
 	int fd[2];            /* 0: client, 1: target */
-	struct px_dir d[2];   /* d[i]: bytes read from fd[i], to write to fd[!i] */
+	struct px_dir d[2];   /* d[i]: read from fd[i], to write to fd[!i] */
 };
 
 static volatile sig_atomic_t px_stop;
@@ -75,7 +75,8 @@ px_pump(struct px_pair *p, int i, short rev_src, short rev_dst)
 	struct px_dir *d = &p->d[i];
 	ssize_t n;
 
-	if ((rev_src & (POLLIN | POLLHUP | POLLERR)) && d->len == 0 && !d->eof) {
+	if ((rev_src & (POLLIN | POLLHUP | POLLERR)) && d->len == 0 &&
+	    !d->eof) {
 		n = read(p->fd[i], d->buf, sizeof(d->buf));
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
@@ -143,7 +144,8 @@ main(int argc, char **argv)
 					ev |= POLLIN;
 				if (p->d[!k].len > p->d[!k].off)
 					ev |= POLLOUT;
-				pfd[n++] = (struct pollfd){ .fd = p->fd[k], .events = ev };
+				pfd[n++] = (struct pollfd){ .fd = p->fd[k],
+							    .events = ev };
 			}
 		}
 		if (poll(pfd, (nfds_t)n, 200) < 0) {
@@ -169,7 +171,8 @@ main(int argc, char **argv)
 				memset(&pairs[slot], 0, sizeof(pairs[slot]));
 				pairs[slot].fd[0] = c;
 				pairs[slot].fd[1] = t;
-				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one,
+					   sizeof(one));
 				continue; /* pfd indexes changed */
 			}
 		}

@@ -32,11 +32,12 @@ gw_start --processor "$BUILD/plugins/grayscale.so" --workers-per-gpu 3 \
 P256='"width":"256","height":"256"'
 
 # ---- a and b at once: cases 1, 2 and 7 --------------------------------------
-publish a $SECS 256x256 30
-publish b $SECS 256x256 30 noaudio
 read_out a-out "$E2E_DIR/a.ts" $((30 * E2E_SLOW)); rd_a=$READ_PID
+read_out a "$E2E_DIR/a-in.ts" $((30 * E2E_SLOW))
 read_out b-out "$E2E_DIR/b.ts" $((30 * E2E_SLOW)); rd_b=$READ_PID
 read_events a-events "$E2E_DIR/a.ev"; ev_a=$EV_PID
+publish a $SECS 256x256 30
+publish b $SECS 256x256 30 noaudio
 t0=$(date +%s.%N)
 r1=$(start_stream a "{$P256,\"max_framerate\":$RATE_A}")
 r2=$(start_stream b "{$P256,\"max_framerate\":$RATE_B}")
@@ -69,15 +70,25 @@ else
 	fail frame_count "${fa:-0} frames, expected $(fc_range $SECS $RATE_A)"
 fi
 
-# case 2: Opus 48 kHz mono, first audio within one frame period of video
+# case 2: Opus 48 kHz mono, in sync: the output keeps the input's timeline
+# (first audio pts = the input's, the first video pts is one of the input's
+# frames), and its first audio and video pts lie within one frame period,
+# plus the video frames dropped before the first one out (drop-oldest at a
+# cold worker; counted as queue drops).
 ainfo=$(ffprobe -v error -select_streams a:0 -show_entries stream=codec_name,sample_rate,channels \
 	-of csv=p=0 "$E2E_DIR/a.ts" 2>/dev/null | head -n1)
 read -r vs as <<<"$(av_start "$E2E_DIR/a.ts")"
-note "a: audio $ainfo, video starts at $vs s, audio at $as s"
+read -r ivs ias <<<"$(av_start "$E2E_DIR/a-in.ts")"
+note "a: audio $ainfo; output video starts at $vs s, audio at $as s; input video $ivs s, audio $ias s"
+lead=$(python3 -c "print(max(0, round(($vs - $ivs) * 30)))" 2>/dev/null)
 if [ "$ainfo" != "opus,48000,1" ]; then
 	fail audio_opus_sync "audio is '$ainfo', not opus,48000,1"
-elif ! within "$vs" "$as" "1.0 / $RATE_A"; then
-	fail audio_opus_sync "first video pts $vs s, first audio pts $as s: more than 1/$RATE_A s apart"
+elif ! within "$as" "$ias" "1.0 / $RATE_A"; then
+	fail audio_opus_sync "output audio starts at $as s, the input's at $ias s"
+elif ! python3 -c "import sys; d = ($vs - $ivs) * 30; sys.exit(0 if abs(d - round(d)) < 0.05 else 1)"; then
+	fail audio_opus_sync "output video starts at $vs s: not on the input's frame grid (from $ivs s)"
+elif ! within "$vs" "$as" "1.0 / $RATE_A + ${lead:-0} / 30.0"; then
+	fail audio_opus_sync "first video pts $vs s, first audio pts $as s: more than a frame period (+$lead dropped input frames) apart"
 else
 	ok audio_opus_sync
 fi
@@ -98,11 +109,11 @@ e2e_wait_for $((5 * E2E_SLOW)) gw_health_is IDLE || note "health after a+b: $(gw
 
 # ---- c (params update) and d (SIGKILL) at once: cases 3 and 4 ---------------
 SECS2=5
-publish c $SECS2 256x256 30
-publish d $SECS2 256x256 30 noaudio
 read_out c-out "$E2E_DIR/c.ts" $((30 * E2E_SLOW)); rd_c=$READ_PID
 read_out d-out "$E2E_DIR/d.ts" $((30 * E2E_SLOW)); rd_d=$READ_PID
 read_events d-events "$E2E_DIR/d.ev"; ev_d=$EV_PID
+publish c $SECS2 256x256 30
+publish d $SECS2 256x256 30 noaudio
 r3=$(start_stream c "{$P256,\"max_framerate\":\"$RATE_A\"}")
 r4=$(start_stream d "{$P256,\"max_framerate\":$RATE_A}")
 victim=$(gw_worker_of d)
@@ -148,8 +159,8 @@ note "d: output spans $span s of video"
 e2e_wait_for $((5 * E2E_SLOW)) gw_health_is IDLE || note "health after c+d: $(gw_health)"
 
 # ---- e: stop returns /health to IDLE (case 8a) -------------------------------
-publish e 20 256x256 30 noaudio
 read_out e-out "$E2E_DIR/e.ts" $((30 * E2E_SLOW)); rd_e=$READ_PID
+publish e 20 256x256 30 noaudio
 start_stream e "{$P256}" >/dev/null
 sleep 1
 h1=$(gw_health)
@@ -168,9 +179,9 @@ note "e: IDLE and output closed $(python3 -c "print('%.2f' % ($(date +%s.%N) - $
 kill -TERM -- "-$PUB_PID" 2>/dev/null
 
 # ---- f: SIGTERM drains (case 8b) ---------------------------------------------
-publish f 20 256x256 30
 read_out f-out "$E2E_DIR/f.ts" $((30 * E2E_SLOW)); rd_f=$READ_PID
 read_events f-events "$E2E_DIR/f.ev"; ev_f=$EV_PID
+publish f 20 256x256 30
 start_stream f "{$P256}" >/dev/null
 sleep 1.5
 workers=$(gw_workers)

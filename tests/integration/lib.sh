@@ -133,16 +133,20 @@ gw_stop() {
 	wait "$E2E_GW_PID" 2>/dev/null
 	local rc=$?
 	[ "${E2E_GW_RC:-}" = timeout ] || E2E_GW_RC=$rc
+	E2E_GW_LASTPID=$E2E_GW_PID
 	E2E_GW_PID=
 	[ "$E2E_GW_RC" = 0 ] && ! gw_log_sanitizer
 }
 
 # gw_log_sanitizer: true (and notes the lines) when the gateway's log holds
-# a sanitizer report.
+# a sanitizer report of the gateway process (LeakSanitizer at exit,
+# AddressSanitizer) or any UBSan "runtime error". Workers log to the same
+# file: their reports carry their own pid (fixture_crash SEGVs on purpose).
 gw_log_sanitizer() {
-	if grep -qE 'LeakSanitizer|ERROR: AddressSanitizer|runtime error:' "$E2E_GW_LOG"; then
-		grep -E 'LeakSanitizer|ERROR: AddressSanitizer|runtime error:|SUMMARY' \
-			"$E2E_GW_LOG" | head -n 5 | sed 's/^/#   /'
+	local pid=${E2E_GW_LASTPID:-$E2E_GW_PID}
+	local re="==$pid==.*(LeakSanitizer|AddressSanitizer)|runtime error:"
+	if grep -qE "$re" "$E2E_GW_LOG"; then
+		grep -E "$re|SUMMARY" "$E2E_GW_LOG" | head -n 5 | sed 's/^/#   /'
 		return 0
 	fi
 	return 1
@@ -151,7 +155,8 @@ gw_log_sanitizer() {
 # publish CHANNEL SECONDS [SIZE] [FPS] [noaudio]: a live test stream in the
 # background; sets PUB_PID. Waits until the channel exists.
 publish() {
-	e2e_bg scripts/trickle-publish.sh "$T/$1" "$2" "${3:-256x256}" "${4:-30}" "${5:-audio}"
+	e2e_bg scripts/trickle-publish.sh "$T/$1" "$2" "${3:-256x256}" "${4:-30}" "${5:-audio}" \
+		>"$E2E_DIR/publish-$1.log" 2>&1
 	PUB_PID=$E2E_BG
 	e2e_wait_for 10 curl -sf -o /dev/null "$T/$1/next"
 }

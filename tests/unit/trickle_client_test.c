@@ -86,7 +86,7 @@ srv_start(int *port, const char *const *extra)
 	argv[n++] = "--port-file";
 	argv[n++] = pfile;
 	argv[n++] = "--log-level";
-	argv[n++] = "error";
+	argv[n++] = getenv("CT_TEST_DEBUG") ? "debug" : "error";
 	for (int i = 0; extra && extra[i] && n < 30; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
@@ -529,6 +529,12 @@ test_200_segments_no_loss(void)
 	CHECK(env_run(&e, pub_has_bytes, &pw, 5000));
 	env_run_ms(&e, 30);
 	CHECK_OK(trickle_sub_create(&s, e.cv, url, &so, &coll_cbs, &c));
+	{
+		struct wait_bytes wb = { &c, 1 };
+
+		/* -2 must resolve to seq 0 before the producer moves on. */
+		CHECK(env_run(&e, c_has_bytes, &wb, 5000));
+	}
 	atomic_store(&pr.go, 1);
 	t0 = clock_now_ns();
 	env_run(&e, c_has_ends, &ws, 30000);
@@ -543,6 +549,11 @@ test_200_segments_no_loss(void)
 	printf("    sub seq=%" PRId64 " reissues=%" PRIu64 " nseg=%d nend=%d "
 	       "open=%d bytes=%" PRIu64 "\n", sst.seq, sst.reissues, c.nseg,
 	       c.nend, c.open, c.bytes);
+	for (int i = 0; i < c.nseg && i < MAXSEG; i++)
+		if (c.seqs[i] != i) {
+			printf("    first gap at %d: seq %" PRId64 "\n", i, c.seqs[i]);
+			break;
+		}
 	CHECK_EQ(pr.dropped, 0);
 	CHECK_EQ(c.nend, 200);
 	CHECK_EQ(c.bad, 0);
@@ -762,6 +773,244 @@ test_resume_mid_segment(void)
 	trickle_sub_destroy(&s);
 	trickle_pub_destroy(&p);
 	proc_stop(px);
+	env_fini(&e);
+}
+
+/* No byte at all: idle requests are re-issued (request timeout), then the
+ * input-silence timeout ends the subscription with its reason. */
+static void
+test_silence_timeout(void)
+{
+	struct env e;
+	char url[300];
+	trickle_pub *p;
+	trickle_sub *s;
+	struct coll c = { 0 };
+	struct trickle_sub_opts so = sub_opts_test();
+	struct trickle_sub_stats st;
+	struct pub_wait pw;
+	int64_t t0;
+
+	env_init(&e, NULL);
+	snprintf(url, sizeof(url), "%s/quiet", e.url);
+	CHECK_OK(trickle_pub_create(&p, e.cv, url, NULL, NULL, NULL));
+	pub_segment(p, 0, 100); /* creates the channel */
+	pw = (struct pub_wait){ p, 1 };
+	CHECK(env_run(&e, pub_has_segments, &pw, 5000));
+	so.start_seq = -1; /* waits for seq 1, which never comes */
+	so.request_timeout_ms = 1000;
+	so.silence_timeout_ms = 2500;
+	t0 = clock_now_ms();
+	CHECK_OK(trickle_sub_create(&s, e.cv, url, &so, &coll_cbs, &c));
+	CHECK(env_run(&e, c_is_ended, &c, 10000));
+	trickle_sub_get_stats(s, &st);
+	printf("    ended after %" PRId64 " ms: %s (%s), reissues=%" PRIu64 "\n",
+	       clock_now_ms() - t0, trickle_sub_end_str(c.reason), c.text,
+	       st.reissues);
+	CHECK_EQ(c.reason, TRICKLE_END_SILENCE);
+	CHECK(!trickle_sub_end_clean(c.reason));
+	CHECK(st.reissues >= 1);
+	CHECK_EQ(st.retries, 0);
+	trickle_sub_destroy(&s);
+	trickle_pub_destroy(&p);
+	env_fini(&e);
+}
+
+/* A segment whose POST sent 0 bytes (server unreachable) is retried after
+ * 250 ms and delivered once the server is back. */
+static void
+test_pub_retries_zero_byte_segment(void)
+{
+	struct env e;
+	char purl[300], url[300];
+	trickle_pub *p;
+	trickle_sub *s;
+	struct coll c = { .check = true };
+	struct trickle_sub_opts so = sub_opts_test();
+	struct trickle_pub_stats st;
+	struct pub_wait pw;
+	struct wait_segs ws = { &c, 1 };
+	int pport = free_port();
+	pid_t px;
+
+	env_init(&e, NULL);
+	snprintf(url, sizeof(url), "%s/zero", e.url);
+	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d/zero", pport);
+	CHECK_OK(trickle_pub_create(&p, e.cv, purl, NULL, NULL, NULL));
+	pub_segment(p, 0, 4000);
+	env_run_ms(&e, 400); /* refused, retried */
+	px = proxy_start(pport, e.port);
+	pw = (struct pub_wait){ p, 1 };
+	CHECK(env_run(&e, pub_has_segments, &pw, 5000));
+	trickle_pub_get_stats(p, &st);
+	printf("    retries=%" PRIu64 " failed=%" PRIu64 "\n", st.retries,
+	       st.failed);
+	CHECK(st.retries >= 1);
+	CHECK_EQ(st.failed, 0);
+	so.start_seq = 0;
+	CHECK_OK(trickle_sub_create(&s, e.cv, url, &so, &coll_cbs, &c));
+	CHECK(env_run(&e, c_has_ends, &ws, 5000));
+	CHECK_EQ(c.seqs[0], 0);
+	CHECK_EQ(c.sizes[0], 4000);
+	CHECK_EQ(c.bad, 0);
+	trickle_sub_destroy(&s);
+	trickle_pub_destroy(&p);
+	proc_stop(px);
+	env_fini(&e);
+}
+
+struct closer {
+	trickle_sub *s;
+	int data_calls;
+	int other_calls;
+};
+
+static void
+cl_data(void *arg, int64_t seq, const uint8_t *buf, size_t len)
+{
+	struct closer *k = arg;
+
+	k->data_calls++;
+	trickle_sub_close(k->s); /* from inside a libcurl callback */
+}
+
+static void
+cl_other(void *arg, int64_t seq, bool complete)
+{
+	((struct closer *)arg)->other_calls++;
+}
+
+static void
+cl_end(void *arg, enum trickle_end r, const char *text)
+{
+	((struct closer *)arg)->other_calls++;
+}
+
+static bool
+cl_has_data(void *arg)
+{
+	return ((struct closer *)arg)->data_calls > 0;
+}
+
+/* Closing a subscriber from its own on_data stops everything: no callback
+ * after it, its transfers are removed, destroy later is clean. */
+static void
+test_close_inside_callback(void)
+{
+	static const struct trickle_sub_cbs cbs = { NULL, cl_data, cl_other,
+						    cl_end };
+	struct env e;
+	char url[300];
+	trickle_pub *p;
+	struct closer k = { 0 };
+	struct trickle_sub_opts so = sub_opts_test();
+	struct pub_wait pw;
+	int before;
+
+	env_init(&e, NULL);
+	snprintf(url, sizeof(url), "%s/closer", e.url);
+	CHECK_OK(trickle_pub_create(&p, e.cv, url, NULL, NULL, NULL));
+	pub_segment(p, 0, 100000);
+	pw = (struct pub_wait){ p, 1 };
+	CHECK(env_run(&e, pub_has_segments, &pw, 5000));
+	env_run_ms(&e, 50);
+	before = curlev_active(e.cv);
+	so.start_seq = 0;
+	CHECK_OK(trickle_sub_create(&k.s, e.cv, url, &so, &cbs, &k));
+	CHECK(env_run(&e, cl_has_data, &k, 5000));
+	pub_segment(p, 1, 1000);
+	env_run_ms(&e, 300);
+	CHECK_EQ(k.data_calls, 1);
+	CHECK_EQ(k.other_calls, 0);
+	CHECK_EQ(curlev_active(e.cv), before);
+	trickle_sub_destroy(&k.s);
+	CHECK(k.s == NULL);
+	trickle_pub_destroy(&p);
+	CHECK_EQ(curlev_active(e.cv), 0);
+	env_fini(&e);
+}
+
+/* Starts `openssl s_server -WWW` with a fresh self-signed certificate in
+ * dir (serving dir/ch/-2); returns its pid, or -1 when openssl is missing. */
+static pid_t
+tls_server_start(const char *dir, int port)
+{
+	char cmd[1024], portarg[32];
+	pid_t pid;
+
+	snprintf(cmd, sizeof(cmd), "cd %s && mkdir -p ch && printf hello-tls "
+		 "> ch/-2 && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
+		 "k.pem -out c.pem -days 1 -subj /CN=localhost -addext "
+		 "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", dir);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(portarg, sizeof(portarg), "127.0.0.1:%d", port);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (chdir(dir) != 0)
+			_exit(127);
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		execlp("openssl", "openssl", "s_server", "-accept", portarg,
+		       "-cert", "c.pem", "-key", "k.pem", "-WWW", "-quiet",
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300 && !port_open(port); i++)
+		usleep(10000);
+	CHECK_MSG(port_open(port), "openssl s_server did not start");
+	return pid;
+}
+
+/* https: a self-signed peer is refused by default, accepted with
+ * tls_verify off, and accepted with verification when given its CA. */
+static void
+test_tls_verify_option(void)
+{
+	struct env e;
+	char url[300], ca[512];
+	trickle_sub *s;
+	struct trickle_sub_opts so = sub_opts_test();
+	struct coll c1 = { 0 }, c2 = { 0 }, c3 = { 0 };
+	struct wait_bytes wb;
+	int port = free_port();
+	pid_t tls;
+
+	env_init(&e, NULL);
+	tls = tls_server_start(th_tmpdir(), port);
+	if (tls < 0) {
+		printf("    skipped: no openssl\n");
+		env_fini(&e);
+		return;
+	}
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/ch", port);
+	so.max_retries = 1;
+	so.retry_delay_ms = 50;
+	CHECK_OK(trickle_sub_create(&s, e.cv, url, &so, &coll_cbs, &c1));
+	CHECK(env_run(&e, c_is_ended, &c1, 10000));
+	printf("    verify on: %s (%s)\n", trickle_sub_end_str(c1.reason),
+	       c1.text);
+	CHECK_EQ(c1.reason, TRICKLE_END_MAX_RETRIES);
+	CHECK_EQ(c1.bytes, 0);
+	trickle_sub_destroy(&s);
+
+	so.tls_verify = false;
+	CHECK_OK(trickle_sub_create(&s, e.cv, url, &so, &coll_cbs, &c2));
+	wb = (struct wait_bytes){ &c2, 9 };
+	CHECK(env_run(&e, c_has_bytes, &wb, 10000));
+	CHECK(memcmp(c2.keep, "hello-tls", 9) == 0);
+	trickle_sub_destroy(&s);
+
+	so.tls_verify = true;
+	snprintf(ca, sizeof(ca), "%s/c.pem", th_tmpdir());
+	so.ca_file = ca;
+	CHECK_OK(trickle_sub_create(&s, e.cv, url, &so, &coll_cbs, &c3));
+	wb = (struct wait_bytes){ &c3, 9 };
+	CHECK(env_run(&e, c_has_bytes, &wb, 10000));
+	CHECK(memcmp(c3.keep, "hello-tls", 9) == 0);
+	trickle_sub_destroy(&s);
+	proc_stop(tls);
 	env_fini(&e);
 }
 
@@ -1167,6 +1416,10 @@ static const struct th_case cases[] = {
 	TH_CASE_T(test_behind_470_jumps_to_edge, 30),
 	TH_CASE_T(test_reconnect_after_outage, 40),
 	TH_CASE_T(test_resume_mid_segment, 30),
+	TH_CASE_T(test_silence_timeout, 30),
+	TH_CASE_T(test_pub_retries_zero_byte_segment, 30),
+	TH_CASE_T(test_close_inside_callback, 20),
+	TH_CASE_T(test_tls_verify_option, 30),
 	TH_CASE_T(test_404_ends_cleanly, 20),
 	TH_CASE_T(test_close_deletes_and_closed_ends, 30),
 	TH_CASE_T(test_pub_survives_repeated_100, 30),

@@ -604,13 +604,12 @@ test_get_minus1_waits_for_next(void)
 {
 	struct ts t;
 	struct reader rd;
+	char peek[64];
 
 	ts_start(&t, NULL);
 	post_body(&t, "/ch/0", "old");
 	reader_start(&rd, &t, "/ch/-1");
-	char peek[64];
-
-	msleep(300);
+	msleep(500);
 	CHECK_EQ(resp_peek(&rd.r, peek, sizeof(peek)), 0);  /* no headers yet */
 	post_body(&t, "/ch/1", "new");
 	reader_join(&rd);
@@ -972,7 +971,7 @@ test_close_wakes_readers(void)
 	raw_sends(fd, "GET /ch/0 HTTP/1.1\r\nHost: x\r\n\r\n");
 	n = raw_wait(fd, buf, sizeof(buf), 0, "partial\r\n", 2000);
 	reader_start(&waiting, &t, "/ch/1");
-	msleep(200);
+	msleep(400);
 	http(&t, "DELETE", "/ch", NULL, 0, NULL, &r);
 	CHECK_EQ(r.status, 200);
 	resp_free(&r);
@@ -1032,7 +1031,8 @@ struct bulk {
 	const struct ts *t;
 	atomic_int read_upto;   /* segments fully read */
 	size_t bytes;
-	bool ok;
+	atomic_bool ok;
+	char why[160];
 };
 
 #define BULK_SEGS 200
@@ -1050,15 +1050,18 @@ bulk_sub(void *arg)
 	char path[32];
 	int seq = 0;
 
-	b->ok = true;
 	while (seq < BULK_SEGS) {
 		struct resp r;
 
 		snprintf(path, sizeof(path), "/ch/%d", seq);
 		http(b->t, "GET", path, NULL, 0, NULL, &r);
 		if (r.status != 200 || atoi(r.seq) != seq ||
-		    r.len != bulk_seg_len(seq))
+		    r.len != bulk_seg_len(seq)) {
+			snprintf(b->why, sizeof(b->why), "seq %d: status %ld "
+				 "Lp-Trickle-Seq %s len %zu latest %s", seq, r.status,
+				 r.seq, r.len, r.latest);
 			b->ok = false;
+		}
 		for (size_t k = 0; k < r.len && b->ok; k++)
 			if ((uint8_t)r.body[k] != (uint8_t)(seq + k))
 				b->ok = false;
@@ -1086,6 +1089,7 @@ test_200_segments_no_loss(void)
 	ts_start(&t, NULL);
 	post_body(&t, "/ch", "");
 	b.t = &t;
+	b.ok = true;  /* before the thread: the publisher's gate reads it */
 	CHECK(pthread_create(&th, NULL, bulk_sub, &b) == 0);
 	t0 = now_s();
 	for (int i = 0; i < BULK_SEGS; i++) {
@@ -1104,7 +1108,7 @@ test_200_segments_no_loss(void)
 		sent += n;
 	}
 	pthread_join(th, NULL);
-	CHECK(b.ok);
+	CHECK_MSG(b.ok, "subscriber: %s", b.why);
 	CHECK_EQ(b.bytes, sent);
 	printf("   200 segments, %zu bytes, %.0f ms\n", sent, (now_s() - t0) * 1e3);
 	free(buf);
