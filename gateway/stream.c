@@ -515,7 +515,9 @@ stream_pump(struct stream *s)
 		*slot = f;
 		s->frames_sent++;
 	}
-	if (s->input_done && !s->ending && stream_fly_empty(s)) {
+	/* The end waits for the frames and the audio still at the worker. */
+	if (s->input_done && !s->ending && stream_fly_empty(s) &&
+	    (s->worker < 0 || s->audio_inflight == 0)) {
 		encoder *e = stream_encoder(s);
 
 		pthread_mutex_lock(&s->lock);
@@ -656,6 +658,7 @@ stream_worker_lost(struct stream *s, const struct supervisor_death *d)
 			streams_count(s->ss->c_lost, 1);
 		}
 	}
+	s->audio_inflight = 0; /* audio at the dead worker is lost */
 	if (!s->lost_ns)
 		s->lost_ns = d->detected_ns;
 	snprintf(s->end_reason, sizeof(s->end_reason), "%s", d->reason ? d->reason : "died");
@@ -797,6 +800,8 @@ stream_send_audio(struct stream *s, const AVFrame *fr)
 	};
 	rc = supervisor_send(s->ss->cfg.sup, s->worker, &m);
 	free(buf);
+	if (rc == 0)
+		s->audio_inflight++;
 	return rc;
 }
 
@@ -832,8 +837,8 @@ stream_pump_audio(struct stream *s)
 }
 
 /* The worker's processed audio: validated, then to the encoder. */
-void
-stream_on_audio_out(struct stream *s, const struct msg_audio_out *m)
+static void
+stream_audio_out_push(struct stream *s, const struct msg_audio_out *m)
 {
 	int fmt = stream_av_samplefmt(m->format);
 	encoder *e = stream_encoder(s);
@@ -876,6 +881,14 @@ stream_on_audio_out(struct stream *s, const struct msg_audio_out *m)
 	else
 		s->audio_back++;
 	av_frame_free(&fr);
+}
+
+void
+stream_on_audio_out(struct stream *s, const struct msg_audio_out *m)
+{
+	stream_audio_out_push(s, m);
+	if (s->audio_inflight > 0 && --s->audio_inflight == 0 && s->input_done)
+		stream_pump(s); /* the end of the stream waited for this audio */
 }
 
 /* Releases every slot the stream holds (pending, in flight, hold frame). */

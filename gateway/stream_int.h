@@ -29,7 +29,8 @@
 #include "trickle_sub.h"
 
 #define STREAM_MAX_INFLIGHT 2  /* frames of a stream at its worker at once */
-#define STREAM_DEATH_WINDOW 16 /* remembered worker deaths per stream */
+#define STREAM_DEATH_WINDOW 64 /* remembered worker deaths per stream
+                                  (--crash-budget N above this never ends it) */
 #define STREAM_AUDIO_QUEUE  32 /* audio frames between decoder and loop */
 
 /* One frame between decode and encode; names its ring slots. */
@@ -71,6 +72,7 @@ struct stream {
 	_Atomic bool audio_worker; /* its plugin has process_audio */
 	uint64_t audio_seq;        /* AUDIO messages sent */
 	uint64_t audio_back;       /* AUDIO_OUT frames passed to the encoder */
+	unsigned audio_inflight;   /* AUDIO sent to the worker, not answered */
 	int64_t lost_ns;          /* when the worker was lost, 0: not lost */
 	unsigned lost_frames;     /* frames lost with that worker */
 	int64_t death_ns[STREAM_DEATH_WINDOW];
@@ -99,6 +101,7 @@ struct stream {
 	AVFrame *last_out;         /* for --on-worker-loss hold */
 	uint64_t seq;
 	bool input_done;           /* decoder finished */
+	int64_t input_done_ns;
 
 	/* counters */
 	_Atomic uint64_t frames_decoded, drop_rate, drop_queue, drop_ring;
@@ -110,6 +113,7 @@ struct stream {
 	double fps_in, fps_out;
 	int64_t fps_t_ns;
 	int64_t started_ns, last_out_ns, last_seg_ns;
+	int64_t first_in_ns;       /* first tick that saw a decoded frame */
 	unsigned ticks;
 	bool first_in_event, first_out_event;
 

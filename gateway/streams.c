@@ -339,6 +339,7 @@ stream_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (flags & STREAM_WAKE_DEC_END) {
 		s->input_done = true;
+		s->input_done_ns = clock_now_ns();
 		if (dec_status < 0 && dec_status != AVERROR_EXIT)
 			log_warn("stream", "input decoding stopped stream=%s err=%s",
 			         s->request_id, av_err2str(dec_status));
@@ -390,9 +391,24 @@ streams_tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->ending)
 			return;
 	}
-	/* Output stall: frames come in, but no output segment for too long. */
-	if (s->out && s->frames_out > 0 && cfg->output_stall_s > 0 &&
-	    now - (s->last_seg_ns ? s->last_seg_ns : s->started_ns) >
+	/* Audio the worker never answered (it sends ERROR, not AUDIO_OUT, for
+	   a stream it does not serve): the end of the stream stops waiting. */
+	if (s->input_done && s->audio_inflight &&
+	    now - s->input_done_ns > (int64_t)STREAMS_ORPHAN_MS * 1000000LL) {
+		log_warn("stream", "audio not answered by the worker, given up "
+		         "stream=%s frames=%u", s->request_id, s->audio_inflight);
+		s->audio_inflight = 0;
+		stream_pump(s);
+		if (s->ending)
+			return;
+	}
+	/* Output stall: frames come in, but no output segment for too long
+	   (counted from the last segment, else from the first decoded frame,
+	   so a worker that never answers is caught too). */
+	if (in > 0 && !s->first_in_ns)
+		s->first_in_ns = now;
+	if (s->out && s->first_in_ns && cfg->output_stall_s > 0 &&
+	    now - (s->last_seg_ns ? s->last_seg_ns : s->first_in_ns) >
 	            (int64_t)cfg->output_stall_s * 1000000000LL &&
 	    s->fps_in > 0)
 		streams_end(s, "output stalled", true);

@@ -6,7 +6,7 @@
 #   SIGKILLs the serving worker halfway, reads the output channel into
 #   out/demo.ts, makes out/demo-contact.png, and prints a summary.
 # Env: DEMO_SECONDS (20), DEMO_PORT (8000), DEMO_TRICKLE_PORT (2939),
-#      DEMO_PLUGIN (build/plugins/grayscale.so), BUILD (build).
+#      DEMO_PLUGIN (build/plugins/grayscale.so), BUILD (build), DEMO_OUT (out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${DEMO_SECONDS:-20}
@@ -14,7 +14,7 @@ PORT=${DEMO_PORT:-8000}
 TPORT=${DEMO_TRICKLE_PORT:-2939}
 BUILD=${BUILD:-build}
 PLUGIN=${DEMO_PLUGIN:-$BUILD/plugins/grayscale.so}
-OUT=out
+OUT=${DEMO_OUT:-out}
 T=http://127.0.0.1:$TPORT
 API=http://127.0.0.1:$PORT
 
@@ -43,7 +43,7 @@ for _ in $(seq 100); do
 	[ "$(curl -s "$API/health" 2>/dev/null)" = '{"status":"IDLE"}' ] && break
 	sleep 0.1
 done
-say "gateway up: $(curl -s "$API/health"), workers: $(curl -s "$API/workers" | tr -dc '{' | wc -c) "
+say "gateway up: $(curl -s "$API/health"), workers: $(curl -s "$API/workers" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')"
 
 scripts/trickle-publish.sh "$T/demo" "$SECS" 512x512 30 >"$OUT/publish.log" 2>&1 &
 pids+=($!)
@@ -52,12 +52,7 @@ for _ in $(seq 100); do curl -sf -o /dev/null "$T/demo/next" && break; sleep 0.1
 scripts/trickle-read.sh "$T/demo-out" "$OUT/demo.ts" $((SECS + 40)) &
 reader=$!
 pids+=($reader)
-( i=0; while [ $i -lt 200 ]; do
-	b=$(curl -s -m 15 "$T/demo-events/$i") || true
-	[ -n "$b" ] && [ "$b" != "Stream not found" ] && [ "$b" != "Entry not found" ] && echo "$b"
-	i=$((i + 1))
-	curl -sf -o /dev/null "$T/demo-events/next" || break
-done ) >"$OUT/events.jsonl" 2>/dev/null &
+scripts/trickle-read.sh "$T/demo-events" "$OUT/events.jsonl" $((SECS + 40)) lines &
 pids+=($!)
 
 start=$(curl -s -X POST -H 'Content-Type: application/json' "$API/stream/start" -d "{
@@ -86,11 +81,11 @@ if [ -s "$OUT/demo.ts" ]; then
 		"$OUT/demo-contact.png" || true
 fi
 frames_out=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
-	-of csv=p=0 "$OUT/demo.ts" 2>/dev/null | head -n1)
+	-of csv=p=0 "$OUT/demo.ts" 2>/dev/null | sed -n 1p || true)
 audio=$(ffprobe -v error -select_streams a:0 -show_entries stream=codec_name,sample_rate,channels \
-	-of csv=p=0 "$OUT/demo.ts" 2>/dev/null | head -n1)
+	-of csv=p=0 "$OUT/demo.ts" 2>/dev/null | sed -n 1p || true)
 printf '%s\n' "$status" >"$OUT/metrics.txt"
-python3 - "$OUT/events.jsonl" "$frames_out" "$audio" "$SECS" "$OUT/metrics.txt" <<'PY'
+python3 - "$OUT/events.jsonl" "$frames_out" "$audio" "$SECS" "$OUT/metrics.txt" "$OUT" <<'PY'
 import json, sys
 events_file, frames_file, audio, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 m = {}
@@ -146,5 +141,5 @@ else:
     print('  restart gap              no worker_restarted event seen')
 print('  audio                    %s' % (audio or 'none'))
 print('  events                   %s' % ', '.join(sorted(set(t for t in evs if t))))
-print('  output: out/demo.ts, out/demo-contact.png; logs in out/')
+print('  output: %s/demo.ts, %s/demo-contact.png; logs in %s/' % ((sys.argv[6],) * 3))
 PY

@@ -105,18 +105,11 @@ gw_health_is() { [ "$(gw_health)" = "$1" ]; }
 # gw_workers: pids of the gateway's worker processes (its children).
 gw_workers() { pgrep -P "$E2E_GW_PID" | tr '\n' ' '; }
 
-# gw_worker_of STREAM: pid of the worker serving STREAM (from
-# /stream/status and /workers), empty when none.
+# gw_worker_of STREAM: pid of the worker serving STREAM, from the gateway
+# log's latest 'msg="stream assigned" stream=STREAM ... pid=N' line (empty
+# when none).
 gw_worker_of() {
-	local st ws
-	st=$(curl -s -m 5 ${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} "$API/stream/status")
-	ws=$(curl -s -m 5 ${E2E_AUTH:+-H "Authorization: Bearer $E2E_AUTH"} "$API/workers")
-	python3 -c '
-import json, sys
-st, ws = json.loads(sys.argv[2]), json.loads(sys.argv[3])["workers"]
-idx = [s["worker"] for s in st.get("streams", []) if s["request_id"] == sys.argv[1]]
-pid = [w["pid"] for w in ws if idx and w["id"] == idx[0]]
-print(pid[0] if pid else "")' "$1" "$st" "$ws" 2>/dev/null
+	grep "msg=\"stream assigned\" stream=$1 " "$E2E_GW_LOG" | tail -n1 | sed -n 's/.* pid=\([0-9]*\).*/\1/p'
 }
 
 # gw_stop: SIGTERM, waits for the exit (SIGKILL after a while); sets
@@ -158,7 +151,29 @@ publish() {
 	e2e_bg scripts/trickle-publish.sh "$T/$1" "$2" "${3:-256x256}" "${4:-30}" "${5:-audio}" \
 		>"$E2E_DIR/publish-$1.log" 2>&1
 	PUB_PID=$E2E_BG
-	e2e_wait_for 10 curl -sf -o /dev/null "$T/$1/next"
+	if [ -n "${E2E_LAZY:-}" ]; then
+		E2E_PENDING_CH+=("$1")
+		return 0
+	fi
+	e2e_wait_for $((10 * E2E_SLOW)) curl -sf -o /dev/null "$T/$1/next"
+}
+
+# With E2E_LAZY=1, publish, read_out and read_events return at once (so
+# several start side by side); e2e_ready then waits until every reader
+# waits for its segment 0 and every publisher's channel exists.
+E2E_PENDING_CH=()
+E2E_PENDING_READY=()
+e2e_ready() {
+	local x rc=0
+	for x in "${E2E_PENDING_READY[@]}"; do
+		e2e_wait_for $((10 * E2E_SLOW)) test -e "$x" || rc=1
+	done
+	for x in "${E2E_PENDING_CH[@]}"; do
+		e2e_wait_for $((10 * E2E_SLOW)) curl -sf -o /dev/null "$T/$x/next" || rc=1
+	done
+	E2E_PENDING_CH=()
+	E2E_PENDING_READY=()
+	return $rc
 }
 
 # trickle_read URL FILE TIMEOUT lines|bytes: reads a trickle channel from
@@ -217,7 +232,11 @@ read_out() {
 	curl -s -o /dev/null -X POST "$T/$1"
 	e2e_bg bash -c "$(declare -f trickle_read); trickle_read \"\$@\"" _ "$T/$1" "$2" "${3:-60}" bytes
 	READ_PID=$E2E_BG
-	e2e_wait_for 10 test -e "$2.ready"
+	if [ -n "${E2E_LAZY:-}" ]; then
+		E2E_PENDING_READY+=("$2.ready")
+		return 0
+	fi
+	e2e_wait_for $((10 * E2E_SLOW)) test -e "$2.ready"
 }
 
 # read_events CHANNEL FILE: the same for an events channel, each message one
@@ -226,7 +245,11 @@ read_events() {
 	curl -s -o /dev/null -X POST "$T/$1"
 	e2e_bg bash -c "$(declare -f trickle_read); trickle_read \"\$@\"" _ "$T/$1" "$2" 120 lines
 	EV_PID=$E2E_BG
-	e2e_wait_for 10 test -e "$2.ready"
+	if [ -n "${E2E_LAZY:-}" ]; then
+		E2E_PENDING_READY+=("$2.ready")
+		return 0
+	fi
+	e2e_wait_for $((10 * E2E_SLOW)) test -e "$2.ready"
 }
 
 # wait_pid PID SECONDS: waits for a background pid; 1 when it outlived SECONDS.
@@ -296,10 +319,10 @@ print("%.2f" % (sum(v) / len(v)) if v else "nan")' "${1:-0}" "${2:-1000000}"
 }
 
 # within VALUE EXPECTED TOLERANCE: |VALUE - EXPECTED| <= TOLERANCE (floats).
-within() { python3 -c "import sys; sys.exit(0 if abs(float('$1') - ($2)) <= $3 else 1)" 2>/dev/null; }
+within() { awk -v v="$1" "BEGIN { if (v !~ /^-?[0-9.]+\$/) exit 1; d = v - ($2); exit !(d <= $3 && -d <= $3) }"; }
 
 # less VALUE LIMIT: VALUE < LIMIT (floats; false for nan or empty).
-less() { python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)" 2>/dev/null; }
+less() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^-?[0-9.]+$/ || b !~ /^-?[0-9.]+$/) exit 1; exit !(a + 0 < b + 0) }'; }
 
 # events_of FILE TYPE: the events of TYPE in an events file, one JSON a line.
 events_of() {
@@ -312,6 +335,23 @@ for l in open(sys.argv[1]):
         continue
     if e.get("type") == sys.argv[2]:
         print(json.dumps(e))' "$1" "$2"
+}
+
+# av_info FILE: "VIDEO_START AUDIO_START AUDIO_CODEC,RATE,CHANNELS" in one
+# ffprobe call ("nan" / "none" for a missing stream).
+av_info() {
+	ffprobe -v error -show_entries stream=codec_type,codec_name,sample_rate,channels,start_time \
+		-of json "$1" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    ss = json.load(sys.stdin).get("streams", [])
+except Exception:
+    ss = []
+v = [x for x in ss if x.get("codec_type") == "video"]
+a = [x for x in ss if x.get("codec_type") == "audio"]
+print(v[0].get("start_time", "nan") if v else "nan",
+      a[0].get("start_time", "nan") if a else "nan",
+      "%s,%s,%s" % (a[0].get("codec_name"), a[0].get("sample_rate"), a[0].get("channels")) if a else "none")'
 }
 
 # av_start FILE: "VIDEO_START AUDIO_START" times (s) of the first packets.
