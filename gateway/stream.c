@@ -905,7 +905,92 @@ stream_release_frames(struct stream *s)
 		s->aq_len--;
 	}
 	pthread_mutex_unlock(&s->lock);
-	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++)
-		stream_frame_release(s, &s->fly[i]);
+	stream_defer_fly(s);
 	av_frame_free(&s->last_out);
+}
+
+/* Slots of frames still at a live worker when their stream ended. */
+struct stream_deferred {
+	struct stream_deferred *next; /* in streams.deferred */
+	struct streams *ss;
+	ring *r;
+	struct event *ev;
+	unsigned n;
+	uint32_t slot[2 * STREAM_MAX_INFLIGHT], gen[2 * STREAM_MAX_INFLIGHT];
+};
+
+static void
+stream_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream_deferred *d = arg;
+	struct stream_deferred **pp = &d->ss->deferred;
+
+	(void)fd;
+	(void)what;
+	while (*pp && *pp != d)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = d->next;
+	/* A stale generation (the worker died and was reclaimed) is a no-op. */
+	for (unsigned i = 0; i < d->n; i++)
+		ring_release(d->r, d->slot[i], d->gen[i]);
+	event_free(d->ev);
+	free(d);
+}
+
+/* Releases every deferred slot now (shutdown). */
+void
+stream_deferred_flush(struct streams *ss)
+{
+	while (ss->deferred)
+		stream_deferred_cb(-1, 0, ss->deferred);
+}
+
+/*
+ * Frames in flight when a stream ends may still be written by their worker
+ * (it finishes the frame before it reads STREAM_STOP). Their slots are given
+ * back only after the frame deadline, by when the worker has answered or
+ * been killed as hung, so no other stream can get a slot that is still
+ * being written. Falls back to releasing at once when out of memory.
+ */
+void
+stream_defer_fly(struct stream *s)
+{
+	struct stream_deferred *d = calloc(1, sizeof(*d));
+	struct timeval tv;
+	int ms = s->ss->cfg.cfg->frame_deadline_ms + 250;
+
+	if (d) {
+		d->ss = s->ss;
+		d->r = s->ss->cfg.ring;
+		d->ev = evtimer_new(s->ss->cfg.base, stream_deferred_cb, d);
+	}
+	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++) {
+		struct stream_frame *f = &s->fly[i];
+
+		if (!f->used)
+			continue;
+		if (!d || !d->ev) {
+			stream_frame_release(s, f);
+			continue;
+		}
+		d->slot[d->n] = f->in_slot;
+		d->gen[d->n++] = f->in_gen;
+		if (f->out_gen) {
+			d->slot[d->n] = f->out_slot;
+			d->gen[d->n++] = f->out_gen;
+		}
+		f->used = false;
+	}
+	if (d && d->ev && d->n > 0) {
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		evtimer_add(d->ev, &tv);
+		d->next = s->ss->deferred;
+		s->ss->deferred = d;
+		return;
+	}
+	if (d && d->ev)
+		event_free(d->ev);
+	free(d);
 }

@@ -130,6 +130,7 @@ struct streams {
 	struct streams_config cfg;
 	struct stream *list;       /* running */
 	struct stream *dying;      /* ended, output channels still closing */
+	struct stream_deferred *deferred; /* slots waiting out the frame deadline */
 	uint32_t next_id;
 	unsigned nrunning;
 	unsigned nending;          /* ended, being torn down */
@@ -164,6 +165,8 @@ void stream_on_audio_out(struct stream *s, const struct msg_audio_out *m);
 void stream_worker_lost(struct stream *s, const struct supervisor_death *d);
 int stream_assign(struct stream *s, int worker);
 void stream_release_frames(struct stream *s);
+void stream_defer_fly(struct stream *s);
+void stream_deferred_flush(struct streams *ss);
 void stream_abandon_fly(struct stream *s);
 void stream_frame_release(struct stream *s, struct stream_frame *f);
 

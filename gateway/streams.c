@@ -1101,6 +1101,7 @@ streams_destroy(streams **p)
 		ss->nending--;
 		streams_free(ss->dying);
 	}
+	stream_deferred_flush(ss);
 	free(ss);
 	*p = NULL;
 }
