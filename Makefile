@@ -225,6 +225,8 @@ install: $(PROGRAMS) $(PLUGINS)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(filter-out $(BUILD)/plugins/fixture_%,$(PLUGINS)) $(DESTDIR)$(PREFIX)/lib/ctrickle/plugins/
 	install -m 644 proto/frame_processor.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/lib/ctrickle/python
+	cp -r python/ctrickle_py python/pytrickle $(DESTDIR)$(PREFIX)/lib/ctrickle/python/
 	sed 's|@PREFIX@|$(PREFIX)|' scripts/ctrickle.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ctrickle.pc
 
 clean:

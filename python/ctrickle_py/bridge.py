@@ -32,12 +32,19 @@ from fractions import Fraction
 
 import numpy as np
 
+from pytrickle.frame_processor import FrameProcessor
+from pytrickle.frames import AudioFrame, VideoFrame, VideoOutput
+from pytrickle.stream_processor import StreamProcessor, _handlers_of
+
 from . import runtime
 
-try:
-    import torch
-except ImportError:  # numpy-only installs: frames carry numpy arrays
-    torch = None
+if os.environ.get("CT_PYTHON_NO_TORCH") == "1":
+    torch = None  # numpy frames even where torch is installed
+else:
+    try:
+        import torch
+    except ImportError:  # numpy-only installs: frames carry numpy arrays
+        torch = None
 
 FP_OK, FP_DROP, FP_PASS = 0, 1, 2
 EINVAL = 22
@@ -128,9 +135,6 @@ class Bridge:
 
     def _build(self, cfg):
         """Imports the module and makes the processor object."""
-        from pytrickle.frame_processor import FrameProcessor
-        from pytrickle.stream_processor import StreamProcessor, _handlers_of
-
         name, paths = self._resolve_module(cfg)
         for p in reversed(paths):
             if p not in sys.path:
@@ -163,8 +167,6 @@ class Bridge:
     @staticmethod
     def _overrides(inst, meth):
         """True when inst's class defines meth itself (not the base default)."""
-        from pytrickle.frame_processor import FrameProcessor
-
         fn = getattr(type(inst), meth, None)
         if fn is None:
             fn = getattr(inst, meth, None)
@@ -257,8 +259,6 @@ class Bridge:
               pts, tb_num, tb_den, seq):
         """One RGB24 frame. vin/vout: writable memoryviews over the ring slots,
         valid for this call only."""
-        from pytrickle.frames import VideoFrame, VideoOutput
-
         self.frames += 1
         frame = VideoFrame._from_slot(vin, w, h, in_stride, self.uint8, pts,
                                       Fraction(tb_num, tb_den or 1))
@@ -352,8 +352,6 @@ class Bridge:
     def audio(self, vin, vout, fmt, channels, rate, nb_samples, pts, tb_num, tb_den):
         """One audio frame (CT_PYTHON_AUDIO=1 only). vin holds the samples
         (planar formats: channel after channel), vout the output buffer."""
-        from pytrickle.frames import AudioFrame
-
         if not self.has_audio:
             return FP_PASS
         dt = _SAMPLE_DTYPES[fmt]

@@ -10,6 +10,7 @@ during the call only, and not to be written (docs/python.md).
 """
 
 import logging
+import os
 import time
 from fractions import Fraction
 from typing import Any, Deque, Dict, List, Optional, Union
@@ -17,10 +18,13 @@ from collections import deque
 
 import numpy as np
 
-try:
-    import torch
-except ImportError:
+if os.environ.get("CT_PYTHON_NO_TORCH") == "1":
     torch = None
+else:
+    try:
+        import torch
+    except ImportError:
+        torch = None
 
 logger = logging.getLogger(__name__)
 

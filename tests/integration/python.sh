@@ -99,35 +99,42 @@ stat_series() {
 }
 
 # ---- run 1: the test processor, three streams at once -------------------------
-MIN=$((SECS * RATE * 6 / 10))
+MIN=$((SECS * RATE * 4 / 10 / E2E_SLOW))  # live edge + a loaded machine
+if [ "$E2E_SAN" = 1 ]; then
+	# Under ASan torch's large tensors come from ASan's allocator (fresh pages,
+	# quarantine): a 256x256 frame costs ~70 ms, so few frames get through.
+	MIN=4
+	note "ASan build: frame-count thresholds lowered to $MIN (torch ~50x slower under ASan)"
+fi
 if py_gw_start --processor "$BUILD/plugins/python.so" \
 	--processor-config "{\"module\":\"pt_proc\",\"class\":\"TestProcessor\",\"path\":\"$E2E_DIR\"}" \
-	--workers-per-gpu 3 --spare-workers 1 --crash-budget 5/60 --max-resolution 512x512; then
+	--workers-per-gpu 4 --spare-workers 1 --crash-budget 5/60 --max-resolution 512x512; then
+	# Readers first (each starts a python3), then the live inputs.
+	read_out g-out "$E2E_DIR/g.ts" $((60 * E2E_SLOW)); rg=$READ_PID
+	read_out e-out "$E2E_DIR/e.ts" $((60 * E2E_SLOW)); re=$READ_PID
+	read_out a-out "$E2E_DIR/a.ts" $((60 * E2E_SLOW)); ra=$READ_PID
+	read_events e-events "$E2E_DIR/e.ev"; eve=$EV_PID
+	read_events a-events "$E2E_DIR/a.ev"; eva=$EV_PID
 	publish g $SECS 256x256 30 noaudio
 	publish e $SECS 256x256 30 noaudio
 	publish a $SECS 256x256 30 noaudio
-	read_out g-out "$E2E_DIR/g.ts" $((40 * E2E_SLOW)); rg=$READ_PID
-	read_out e-out "$E2E_DIR/e.ts" $((40 * E2E_SLOW)); re=$READ_PID
-	read_out a-out "$E2E_DIR/a.ts" $((40 * E2E_SLOW)); ra=$READ_PID
-	read_events e-events "$E2E_DIR/e.ev"; eve=$EV_PID
-	read_events a-events "$E2E_DIR/a.ev"; eva=$EV_PID
 	r1=$(start_stream g "{$P256,\"max_framerate\":$RATE,\"mode\":\"gray\"}")
 	r2=$(start_stream e "{$P256,\"max_framerate\":$RATE,\"mode\":\"gray\",\"raise_every\":3}")
 	r3=$(start_stream a "{$P256,\"max_framerate\":$RATE,\"mode\":\"gray\"}")
-	sleep 2
-	pa=$(api POST "/stream/params?stream_id=a" "{\"abort\":\"$E2E_DIR/aborted\"}")
-	sleep 2
+	sleep 1.5
 	pg=$(api POST "/stream/params?stream_id=g" '{"mode":"black"}')
-	wait_pid $rg $((40 * E2E_SLOW)); wait_pid $re 5; wait_pid $ra 5
+	sleep 1
+	pa=$(api POST "/stream/params?stream_id=a" "{\"abort\":\"$E2E_DIR/aborted\"}")
+	wait_pid $rg $((60 * E2E_SLOW)); wait_pid $re 5; wait_pid $ra 5
 	wait_pid $eve 5; wait_pid $eva 5
 	fg=$(probe_frames "$E2E_DIR/g.ts"); fe=$(probe_frames "$E2E_DIR/e.ts")
 	fa=$(probe_frames "$E2E_DIR/a.ts")
 	stat_series "$E2E_DIR/g.ts" SATAVG >"$E2E_DIR/g.sat"
 	stat_series "$E2E_DIR/g.ts" YAVG >"$E2E_DIR/g.y"
 	stat_series "$E2E_DIR/e.ts" SATAVG >"$E2E_DIR/e.sat"
-	sat_first=$(mean 0 20 <"$E2E_DIR/g.sat")
-	y_last=$(mean -10 10 <"$E2E_DIR/g.y")
-	y_first=$(mean 0 20 <"$E2E_DIR/g.y")
+	sat_first=$(mean 0 5 <"$E2E_DIR/g.sat")
+	y_last=$(mean -3 3 <"$E2E_DIR/g.y")
+	y_first=$(mean 0 3 <"$E2E_DIR/g.y")
 	# In e, 1 frame in 3 raised and passed through in colour: max SAT high.
 	sat_e_max=$(sort -g "$E2E_DIR/e.sat" | tail -n1)
 	sat_e_med=$(sort -g "$E2E_DIR/e.sat" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
@@ -186,8 +193,8 @@ fi
 # ---- run 2: examples/python/torch_filter.py via python:MODULE:CLASS ------------
 if py_gw_start --processor python:torch_filter:TorchFilter \
 	--processor-config "{\"path\":\"$(pwd)/examples/python\"}" --max-resolution 512x512; then
-	publish t 6 256x256 30 noaudio
 	read_out t-out "$E2E_DIR/t.ts" $((30 * E2E_SLOW)); rt=$READ_PID
+	publish t 6 256x256 30 noaudio
 	r=$(start_stream t "{$P256,\"max_framerate\":$RATE,\"mode\":\"edges\"}")
 	wait_pid $rt $((30 * E2E_SLOW))
 	ft=$(probe_frames "$E2E_DIR/t.ts")
@@ -196,7 +203,7 @@ if py_gw_start --processor python:torch_filter:TorchFilter \
 	note "t: ${ft:-0} frames, SAT $sat, Y $y (testsrc2 in: SAT ~40+, Y ~100+)"
 	if [ "${r%% *}" != 200 ]; then
 		fail torch_filter_example "start answered ${r:0:100}"
-	elif [ -z "$ft" ] || [ "$ft" -lt $((6 * RATE * 6 / 10)) ]; then
+	elif [ -z "$ft" ] || [ "$ft" -lt $((MIN * 6 / SECS)) ]; then
 		fail torch_filter_example "${ft:-0} frames out"
 	elif ! less "$sat" 2 || ! less "$y" 90; then
 		fail torch_filter_example "SAT $sat Y $y: not an edge map"

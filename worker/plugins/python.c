@@ -39,7 +39,6 @@ struct pyfp {
 	PyObject *p_start;
 	PyObject *p_stop;
 	PyThreadState *p_ts;    /* the main thread state while the GIL is free */
-	bool p_started;         /* a stream is open on the Python side */
 };
 
 /* State of the _ctrickle module: the host services, set right after import. */
@@ -272,6 +271,7 @@ pyfp_start_interpreter(const struct fp_host *h)
 	PyConfig_InitPythonConfig(&cfg);
 	cfg.install_signal_handlers = 0;
 	cfg.parse_argv = 0;
+	cfg.write_bytecode = 0; /* no __pycache__ in source trees or examples */
 	st = PyConfig_SetBytesString(&cfg, &cfg.program_name, exe && *exe ? exe : PYFP_EXE);
 	if (!PyStatus_Exception(st))
 		st = Py_InitializeFromConfig(&cfg);
@@ -444,7 +444,6 @@ pyfp_stream_start(void *self, const char *params_json, size_t len)
 
 	rc = pyfp_call_int(p, p->p_start, -EIO, "python: stream_start",
 	                   Py_BuildValue("(s#)", params_json, (Py_ssize_t)len));
-	p->p_started = true;
 	PyGILState_Release(g);
 	return rc;
 }
@@ -456,7 +455,6 @@ pyfp_stream_stop(void *self)
 	PyGILState_STATE g = PyGILState_Ensure();
 
 	pyfp_call_int(p, p->p_stop, 0, "python: stream_stop", PyTuple_New(0));
-	p->p_started = false;
 	PyGILState_Release(g);
 }
 
