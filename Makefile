@@ -204,7 +204,7 @@ $(FUZZBUILD)/bin/%_fuzz: $(call obj,tests/fuzz/%_fuzz.c) $(ALLLIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
 
-test-gpu: tests-build
+test-gpu: tests-build $(BENCHES)
 	$(Q)tests/run-gpu.sh $(BUILD)
 
 demo:

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "frame_processor.h"
+#include "gpu.h"
 #include "log.h"
 #include "stream_int.h"
 
@@ -536,12 +537,14 @@ streams_apply_params(struct stream *s, const struct params_values *v,
 	}
 	free(s->last_params);
 	s->last_params = json;
+	s->params_unacked = 0; /* acks of older updates do not vouch for it */
 	if (s->worker >= 0) {
 		struct msg m = { .type = MSG_PARAMS };
 
 		m.u.params = (struct msg_params){ .stream = s->id,
 		                                  .params = msg_cstr(json) };
-		supervisor_send(s->ss->cfg.sup, s->worker, &m);
+		if (supervisor_send(s->ss->cfg.sup, s->worker, &m) == 0)
+			s->params_unacked++;
 	}
 	return 0;
 }
@@ -844,6 +847,13 @@ streams_op_metrics(void *ctx)
 	}
 }
 
+static int
+streams_op_gpu_info(void *ctx, bool stats, json_t *gpus)
+{
+	(void)ctx;
+	return gpu_info_json(gpus, stats); /* {} without NVML */
+}
+
 static const struct api_backend_ops streams_ops = {
 	.health = streams_op_health,
 	.stream_count = streams_op_count,
@@ -853,6 +863,7 @@ static const struct api_backend_ops streams_ops = {
 	.status = streams_op_status,
 	.workers = streams_op_workers,
 	.metrics_refresh = streams_op_metrics,
+	.gpu_info = streams_op_gpu_info,
 };
 
 const struct api_backend_ops *
@@ -947,6 +958,24 @@ streams_sup_error(void *arg, int worker, const struct msg_error *m)
 	         m->message.ptr);
 }
 
+/* The worker applied an update: once all are answered, it is known good. */
+static void
+streams_sup_params_ack(void *arg, int worker, const struct msg_params_ack *m)
+{
+	struct stream *s = streams_of_worker(arg, worker);
+
+	if (!s || s->id != m->stream || !s->params_unacked)
+		return;
+	if (--s->params_unacked == 0 && s->last_params) {
+		char *dup = strdup(s->last_params);
+
+		if (dup) {
+			free(s->acked_params);
+			s->acked_params = dup;
+		}
+	}
+}
+
 static void
 streams_sup_death(void *arg, const struct supervisor_death *d)
 {
@@ -999,6 +1028,7 @@ streams_supervisor_cbs(void)
 		.on_event = streams_sup_event,
 		.on_data = streams_sup_data,
 		.on_error = streams_sup_error,
+		.on_params_ack = streams_sup_params_ack,
 		.on_death = streams_sup_death,
 	};
 }
