@@ -4,8 +4,10 @@
  * zerolatency, every packet flushed at once), starts the gateway's stream,
  * reads the output channel, and matches frames by PTS: input time = when
  * the frame's last TS packet was handed to the trickle publisher, output
- * time = when its last TS packet was read from the output channel. Then a
- * decode+encode-only baseline of the same packets, in process, paced alike.
+ * time = when its last TS packet was read from the output channel. Then the
+ * baseline: the published bytes replayed in process at their recorded pace
+ * through mpegts demux + H.264 decode + x264 encode (the gateway's settings).
+ * Method and figures: docs/benchmarks.md.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -68,6 +70,9 @@ struct lat {
 	int64_t t_in[LAT_MAXF];       /* ns, 0 = none */
 	int64_t t_out[LAT_MAXF];
 	int64_t pts_in[LAT_MAXF];     /* by index, to map pts -> index */
+	int64_t t_demux[LAT_MAXF];    /* baseline stages, ns after input */
+	int64_t t_dec[LAT_MAXF];
+	int64_t t_base[LAT_MAXF];     /* baseline latency, ns */
 	uint8_t *rec;                 /* every published byte (baseline) */
 	size_t nrec, caprec;
 	struct lat_chunk { size_t off, len; int64_t t; } *chunks;
@@ -221,7 +226,8 @@ lat_start_sub(evutil_socket_t fd, short what, void *arg)
 	so.silence_timeout_ms = 15000;
 	so.name = "bench-out";
 	if (trickle_sub_create(&l->sub, l->cv, l->out_url, &so, &cbs, l) < 0) {
-		fprintf(stderr, "latency: cannot subscribe to %s\n", l->out_url);
+		fprintf(stderr, "latency: cannot subscribe to %s\n",
+		        l->out_url);
 		l->status = 1;
 		event_base_loopbreak(l->base);
 	}
@@ -298,7 +304,8 @@ lat_control(void *arg)
 		}
 		usleep(20000);
 	}
-	fprintf(stderr, "latency: output channel %s never appeared\n", l->out_url);
+	fprintf(stderr, "latency: output channel %s never appeared\n",
+	        l->out_url);
 	l->status = 1;
 	event_active(l->ev_quit, 0, 0);
 	return NULL;
@@ -323,7 +330,8 @@ prod_write(void *o, uint8_t *buf, int len)
 	lat_ts_feed(l, &l->rin, buf, (size_t)len, true);
 	trickle_pub_write(l->pub, buf, (size_t)len);
 	if (l->nrec + (size_t)len > l->caprec) {
-		size_t cap = (l->caprec ? l->caprec * 2 : 1 << 20) + (size_t)len;
+		size_t cap = (l->caprec ? l->caprec * 2 : 1 << 20) +
+		             (size_t)len;
 		uint8_t *n = realloc(l->rec, cap);
 		if (n == NULL)
 			return AVERROR(ENOMEM);
@@ -380,8 +388,11 @@ prod_picture(AVFrame *f, int i)
 	}
 	for (int y = 0; y < f->height / 2; y++) {
 		for (int x = 0; x < f->width / 2; x++) {
-			f->data[1][y * f->linesize[1] + x] = (uint8_t)(128 + x / 4 - i);
-			f->data[2][y * f->linesize[2] + x] = (uint8_t)(96 + y / 4 + i);
+			uint8_t *u = f->data[1] + y * f->linesize[1];
+			uint8_t *v = f->data[2] + y * f->linesize[2];
+
+			u[x] = (uint8_t)(128 + x / 4 - i);
+			v[x] = (uint8_t)(96 + y / 4 + i);
 		}
 	}
 }
@@ -496,7 +507,8 @@ lat_producer(void *arg)
 	int64_t t0;
 
 	if ((ret = prod_open(&p)) < 0) {
-		fprintf(stderr, "latency: encoder setup: %s\n", av_err2str(ret));
+		fprintf(stderr, "latency: encoder setup: %s\n",
+		        av_err2str(ret));
 		l->status = 1;
 		goto out;
 	}
@@ -510,9 +522,11 @@ lat_producer(void *arg)
 		       p.asamples * l->o.fps < (int64_t)(i + 1) * LAT_ARATE) {
 			float *s = (float *)p.af->data[0];
 			av_frame_make_writable(p.af);
-			for (int k = 0; k < p.af->nb_samples; k++)
-				s[k] = 0.3f * sinf(2 * (float)M_PI * 440 *
-				                   (float)(p.asamples + k) / LAT_ARATE);
+			for (int k = 0; k < p.af->nb_samples; k++) {
+				float t = (float)(p.asamples + k) / LAT_ARATE;
+
+				s[k] = 0.3f * sinf(2 * (float)M_PI * 440 * t);
+			}
 			p.af->pts = p.asamples;
 			p.asamples += p.af->nb_samples;
 			if (avcodec_send_frame(p.aenc, p.af) == 0)
@@ -523,7 +537,8 @@ lat_producer(void *arg)
 		p.vf->pts = i;
 		if ((ret = avcodec_send_frame(p.venc, p.vf)) < 0 ||
 		    (ret = prod_drain(&p, p.venc, 0)) < 0) {
-			fprintf(stderr, "latency: encode: %s\n", av_err2str(ret));
+			fprintf(stderr, "latency: encode: %s\n",
+			        av_err2str(ret));
 			l->status = 1;
 			break;
 		}
@@ -571,6 +586,15 @@ replay_read(void *o, uint8_t *buf, int size)
 		r->pos = 0;
 	}
 	return (int)n;
+}
+
+static void
+lat_stage(struct lat *l, struct replay *r, int64_t *t, int64_t pts)
+{
+	int64_t idx = av_rescale(pts - l->pts0, l->o.fps, 90000);
+
+	if (idx >= 0 && idx < LAT_MAXF && l->t_in[idx])
+		t[idx] = clock_now_ns() - (r->t0 + l->t_in[idx]);
 }
 
 static int
@@ -623,8 +647,9 @@ lat_baseline(struct lat *l, double *ms, int *nms)
 	fmt->probesize = 1 << 20;      /* the gateway's decoder settings */
 	fmt->max_analyze_duration = 1000000;
 	r.t0 = clock_now_ns() + 1000000 - l->chunks[0].t;
-	if ((ret = avformat_open_input(&fmt, NULL, av_find_input_format("mpegts"),
-	                               NULL)) < 0)
+	ret = avformat_open_input(&fmt, NULL, av_find_input_format("mpegts"),
+	                          NULL);
+	if (ret < 0)
 		goto out;
 	avformat_find_stream_info(fmt, NULL);
 	for (unsigned i = 0; i < fmt->nb_streams; i++)
@@ -646,6 +671,7 @@ lat_baseline(struct lat *l, double *ms, int *nms)
 			av_packet_unref(pkt);
 			continue;
 		}
+		lat_stage(l, &r, l->t_demux, pkt->pts);
 		ret = avcodec_send_packet(dec, pkt);
 		av_packet_unref(pkt);
 		if (ret < 0)
@@ -653,7 +679,9 @@ lat_baseline(struct lat *l, double *ms, int *nms)
 		while (avcodec_receive_frame(dec, f) == 0) {
 			int64_t pts = f->pts;
 
-			if (enc == NULL && (ret = base_encoder(&enc, f, l->o.fps)) < 0)
+			lat_stage(l, &r, l->t_dec, pts);
+			if (enc == NULL &&
+			    (ret = base_encoder(&enc, f, l->o.fps)) < 0)
 				goto out;
 			f->pict_type = AV_PICTURE_TYPE_NONE;
 			ret = avcodec_send_frame(enc, f);
@@ -666,10 +694,11 @@ lat_baseline(struct lat *l, double *ms, int *nms)
 				int64_t now = clock_now_ns();
 
 				av_packet_unref(opkt);
-				if (idx < l->o.warm * l->o.fps || idx >= LAT_MAXF ||
-				    l->t_in[idx] == 0)
+				if (idx < l->o.warm * l->o.fps ||
+				    idx >= LAT_MAXF || l->t_in[idx] == 0)
 					continue;
-				ms[n++] = (double)(now - (r.t0 + l->t_in[idx])) / 1e6;
+				l->t_base[idx] = now - (r.t0 + l->t_in[idx]);
+				ms[n++] = (double)l->t_base[idx] / 1e6;
 			}
 			(void)pts;
 		}
@@ -717,7 +746,9 @@ usage(void)
 {
 	fprintf(stderr,
 	        "usage: latency --trickle URL --api URL [--channel NAME] "
-	        "[--seconds N] [--warmup N] [--size WxH] [--fps N] [--csv FILE]\n");
+	        "[--seconds N] [--warmup N] [--size WxH] [--fps N]\n"
+	        "       [--csv FILE]"
+	        " [--no-audio] [--low-delay-baseline]\n");
 }
 
 static int
@@ -767,6 +798,29 @@ lat_args(struct lat_opts *o, int argc, char **argv)
 	return 0;
 }
 
+/* Per-frame rows "frame e2e_ms baseline_ms" ("?" when no baseline). */
+static void
+lat_write_csv(struct lat *l)
+{
+	FILE *f = fopen(l->o.csv, "w");
+
+	if (f == NULL)
+		return;
+	fprintf(f, "# frame e2e_ms baseline_ms\n");
+	for (int i = l->o.warm * l->o.fps; i < LAT_MAXF; i++) {
+		double e = (double)(l->t_out[i] - l->t_in[i]) / 1e6;
+
+		if (!l->t_in[i] || !l->t_out[i])
+			continue;
+		if (l->t_base[i])
+			fprintf(f, "%d %.3f %.3f\n", i, e,
+			        (double)l->t_base[i] / 1e6);
+		else
+			fprintf(f, "%d %.3f ?\n", i, e);
+	}
+	fclose(f);
+}
+
 static void
 lat_report(struct lat *l, double *e2e, int ne, double *base, int nb)
 {
@@ -784,6 +838,22 @@ lat_report(struct lat *l, double *e2e, int ne, double *base, int nb)
 	printf("latency: demux+decode+encode baseline%s  p50 %.1f ms  "
 	       "p99 %.1f ms\n", l->o.low_delay ? " (decoder LOW_DELAY)" : "",
 	       b50, b99);
+	{
+		double d[LAT_MAXF], c[LAT_MAXF];
+		int nd = 0, nc = 0;
+
+		for (int i = l->o.warm * l->o.fps; i < LAT_MAXF; i++) {
+			if (l->t_demux[i])
+				d[nd++] = (double)l->t_demux[i] / 1e6;
+			if (l->t_dec[i])
+				c[nc++] = (double)l->t_dec[i] / 1e6;
+		}
+		qsort(d, (size_t)nd, sizeof(double), cmp_double);
+		qsort(c, (size_t)nc, sizeof(double), cmp_double);
+		printf("latency: baseline stages p50: demuxed %.1f ms, decoded "
+		       "%.1f ms, encoded %.1f ms\n", pct(d, nd, 0.5),
+		       pct(c, nc, 0.5), b50);
+	}
 	printf("latency: added p50 %.1f ms\n", e50 - b50);
 	printf("latency: %.1f ms added at p99 (goal <= %.0f)\n", e99 - b99,
 	       1000.0 / l->o.fps);
@@ -807,7 +877,8 @@ main(int argc, char **argv)
 	base = calloc(LAT_MAXF, sizeof(double));
 	l->pts0 = AV_NOPTS_VALUE;
 	l->rin.vpid = l->rout.vpid = -1;
-	snprintf(l->in_url, sizeof(l->in_url), "%s/%s", l->o.trickle, l->o.chan);
+	snprintf(l->in_url, sizeof(l->in_url), "%s/%s", l->o.trickle,
+	         l->o.chan);
 	snprintf(l->out_url, sizeof(l->out_url), "%s/%s-out", l->o.trickle,
 	         l->o.chan);
 	av_log_set_level(AV_LOG_ERROR);
@@ -839,24 +910,15 @@ main(int argc, char **argv)
 	for (int i = l->o.warm * l->o.fps; i < LAT_MAXF; i++)
 		if (l->t_in[i] && l->t_out[i])
 			e2e[ne++] = (double)(l->t_out[i] - l->t_in[i]) / 1e6;
-	if (l->o.csv) {
-		FILE *f = fopen(l->o.csv, "w");
-		if (f) {
-			fprintf(f, "# frame e2e_ms\n");
-			for (int i = l->o.warm * l->o.fps; i < LAT_MAXF; i++)
-				if (l->t_in[i] && l->t_out[i])
-					fprintf(f, "%d %.3f\n", i,
-					        (double)(l->t_out[i] - l->t_in[i]) / 1e6);
-			fclose(f);
-		}
-	}
 	qsort(e2e, (size_t)ne, sizeof(double), cmp_double);
 	if (lat_baseline(l, base, &nb) < 0)
 		fprintf(stderr, "latency: baseline failed\n");
 	qsort(base, (size_t)nb, sizeof(double), cmp_double);
+	if (l->o.csv)
+		lat_write_csv(l);
 	if (ne == 0) {
-		fprintf(stderr, "latency: no output frame matched an input frame"
-		        " (last unmatched pts offset %" PRId64 ")\n",
+		fprintf(stderr, "latency: no output frame matched an input"
+		        " frame (last unmatched pts offset %" PRId64 ")\n",
 		        l->out_offset_seen);
 		printf("latency: FAILED no frame measured (goal <= %.0f)\n",
 		       1000.0 / l->o.fps);
