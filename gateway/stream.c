@@ -241,6 +241,12 @@ stream_dec_video(void *opaque, AVFrame *frame)
 	f.tb = frame->time_base;
 	f.t_in_ns = clock_now_ns();
 
+	if (s->last_t_in_ns) {
+		int64_t g = f.t_in_ns - s->last_t_in_ns, avg = atomic_load(&s->gap_ewma_ns);
+
+		atomic_store(&s->gap_ewma_ns, avg ? avg + (g - avg) / 8 : g);
+	}
+	s->last_t_in_ns = f.t_in_ns;
 	pthread_mutex_lock(&s->lock);
 	if (s->pending.used) {
 		/* drop-oldest: the worker is behind */
@@ -454,13 +460,37 @@ stream_send_frame(struct stream *s, struct stream_frame *f, uint32_t flags)
 	return supervisor_send(s->ss->cfg.sup, s->worker, &m);
 }
 
+/*
+ * A free in-flight entry, within the stream's window: 2 frames pipeline the
+ * IPC round trip while the worker is fast; once its time per frame passes
+ * half the input interval, a second frame would only wait a whole processing
+ * time inside the worker, so the window drops to 1 and the drop-oldest
+ * pending frame bounds the queueing delay to one input interval.
+ */
 static struct stream_frame *
 stream_free_fly(struct stream *s)
 {
-	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++)
-		if (!s->fly[i].used)
-			return &s->fly[i];
-	return NULL;
+	struct stream_frame *free_one = NULL;
+	int used = 0, window = STREAM_MAX_INFLIGHT;
+
+	int64_t gap = atomic_load(&s->gap_ewma_ns);
+
+	if (gap > 0 && 2 * s->proc_ewma_ns > gap)
+		window = 1;
+	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++) {
+		if (s->fly[i].used)
+			used++;
+		else if (!free_one)
+			free_one = &s->fly[i];
+	}
+	return used < window ? free_one : NULL;
+}
+
+/* Exponentially weighted moving average, weight 1/8. */
+static void
+stream_ewma(int64_t *avg, int64_t sample)
+{
+	*avg = *avg ? *avg + (sample - *avg) / 8 : sample;
 }
 
 static bool
@@ -585,6 +615,7 @@ stream_on_result(struct stream *s, const struct msg_result *m)
 	if (fr)
 		stream_emit_frame(s, fr, true);
 	s->frames_out++;
+	stream_ewma(&s->proc_ewma_ns, (int64_t)m->proc_us * 1000);
 	streams_count(s->ss->c_out, 1);
 	if (s->ss->m_latency)
 		metrics_observe(metrics_series_get(s->ss->m_latency, NULL),
@@ -659,6 +690,19 @@ stream_worker_lost(struct stream *s, const struct supervisor_death *d)
 		}
 	}
 	s->audio_inflight = 0; /* audio at the dead worker is lost */
+	/*
+	 * A worker that died while an update was unanswered (hung or crashed
+	 * in update_params) must not get its successor killed the same way:
+	 * the next worker gets the last update a worker acknowledged.
+	 */
+	if (s->params_unacked && s->last_params) {
+		log_warn("stream", "params not replayed: the worker died before "
+		         "acknowledging them stream=%s params=%.80s", s->request_id,
+		         s->last_params);
+		free(s->last_params);
+		s->last_params = s->acked_params ? strdup(s->acked_params) : NULL;
+	}
+	s->params_unacked = 0;
 	if (!s->lost_ns)
 		s->lost_ns = d->detected_ns;
 	snprintf(s->end_reason, sizeof(s->end_reason), "%s", d->reason ? d->reason : "died");
@@ -698,7 +742,8 @@ stream_assign(struct stream *s, int worker)
 		m = (struct msg){ .type = MSG_PARAMS };
 		m.u.params = (struct msg_params){ .stream = s->id,
 		                                  .params = msg_cstr(s->last_params) };
-		supervisor_send(sup, worker, &m);
+		if (supervisor_send(sup, worker, &m) == 0)
+			s->params_unacked++;
 	}
 	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++) {
 		struct stream_frame *f = &s->fly[i];

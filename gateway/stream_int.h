@@ -61,6 +61,8 @@ struct stream {
 	char *url_in, *url_out, *url_ctl, *url_ev, *url_data;
 	char *start_params;       /* JSON object text for stream_start */
 	char *last_params;        /* latest update (JSON), NULL: none */
+	char *acked_params;       /* last update a worker acknowledged, NULL: none */
+	unsigned params_unacked;  /* PARAMS sent to the current worker, not acked */
 
 	/* target of conditioning, read by the decoder thread */
 	_Atomic uint32_t width, height;
@@ -108,6 +110,10 @@ struct stream {
 	_Atomic uint64_t audio_drops; /* audio frames dropped (queue, worker) */
 	_Atomic uint64_t segments_out;
 	uint64_t frames_sent, frames_out, frames_resent, frames_lost;
+	int64_t proc_ewma_ns;      /* worker's time per frame (RESULT proc_us) */
+	_Atomic int64_t gap_ewma_ns; /* time between frames entering the ring
+	                                (decoder thread writes, loop reads) */
+	int64_t last_t_in_ns;      /* decoder thread */
 	uint64_t worker_drops, loss_frames;
 	uint64_t fps_prev_in, fps_prev_out;
 	double fps_in, fps_out;

@@ -60,6 +60,22 @@ streams_heartbeat(struct stream *s)
 		"fps", "ingress_video_fps", s->fps_in, "ingress_audio_fps", 0.0,
 		"egress_video_fps", s->fps_out, "egress_audio_fps", 0.0);
 
+	/* Beyond PyTrickle's fields: what happened to the frames so far. */
+	if (x)
+		json_object_set_new(x, "frames", json_pack(
+			"{s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:I,s:I}",
+			"in", (json_int_t)atomic_load(&s->frames_decoded),
+			"out", (json_int_t)s->frames_out,
+			"dropped", (json_int_t)(atomic_load(&s->drop_rate) +
+			                        atomic_load(&s->drop_queue) +
+			                        atomic_load(&s->drop_ring) + s->worker_drops),
+			"dropped_by_cause",
+			"rate_limit", (json_int_t)atomic_load(&s->drop_rate),
+			"queue", (json_int_t)atomic_load(&s->drop_queue),
+			"ring", (json_int_t)atomic_load(&s->drop_ring),
+			"worker", (json_int_t)s->worker_drops,
+			"resent", (json_int_t)s->frames_resent,
+			"lost", (json_int_t)s->frames_lost));
 	if (x)
 		streams_emit(s, "heartbeat", "stream_heartbeat", x);
 }
@@ -304,6 +320,7 @@ streams_free(struct stream *s)
 	free(s->url_data);
 	free(s->start_params);
 	free(s->last_params);
+	free(s->acked_params);
 	free(s);
 }
 
@@ -537,7 +554,6 @@ streams_apply_params(struct stream *s, const struct params_values *v,
 	}
 	free(s->last_params);
 	s->last_params = json;
-	s->params_unacked = 0; /* acks of older updates do not vouch for it */
 	if (s->worker >= 0) {
 		struct msg m = { .type = MSG_PARAMS };
 
@@ -565,6 +581,15 @@ streams_open_io(struct stream *s)
 
 	trickle_sub_opts_default(&so);
 	so.silence_timeout_ms = cfg->input_silence_s * 1000;
+	/*
+	 * A live input that cannot be reached (refused, reset) is retried
+	 * until --input-silence ends it, not after a count of tries: with the
+	 * defaults (5 tries, 0.3 s doubling) a 2 s outage got its next try at
+	 * 4.5 s, past a 4 s silence budget. First retry after 100 ms, then
+	 * doubling to the 5 s cap.
+	 */
+	so.retry_delay_ms = 100;
+	so.max_retries = 1 + (cfg->input_silence_s * 1000) / 100;
 	so.tls_verify = ss->cfg.tls_verify;
 	so.name = s->request_id;
 	trickle_pub_opts_default(&po);
