@@ -303,6 +303,17 @@ streams_free(struct stream *s)
 {
 	if (s->ending)
 		streams_unlink_from(&s->ss->dying, s);
+	if (s->out) {
+		struct trickle_pub_stats st;
+
+		trickle_pub_get_stats(s->out, &st);
+		log_info("stream", "output totals stream=%s segments=%llu bytes=%llu "
+		         "dropped_queue=%llu failed=%llu retries=%llu",
+		         s->request_id, (unsigned long long)st.segments,
+		         (unsigned long long)st.bytes_out,
+		         (unsigned long long)st.dropped_queue,
+		         (unsigned long long)st.failed, (unsigned long long)st.retries);
+	}
 	trickle_pub_destroy(&s->out);
 	trickle_chan_pub_destroy(&s->ev);
 	trickle_chan_pub_destroy(&s->data);

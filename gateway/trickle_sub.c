@@ -154,6 +154,18 @@ sub_parse_i64(const char *v, size_t n)
 	return r;
 }
 
+/* The 3-digit code after a status line's first space; 0 when bad. */
+static int
+sub_parse_status(const char *p, size_t n)
+{
+	int v = 0;
+	size_t i;
+
+	for (i = 0; i < n && i < 3 && p[i] >= '0' && p[i] <= '9'; i++)
+		v = v * 10 + (p[i] - '0');
+	return i == 3 ? v : 0;
+}
+
 static bool
 sub_hdr_is(const char *line, size_t n, const char *name, const char **val,
 	   size_t *vlen)
@@ -215,7 +227,7 @@ sub_on_header(char *line, size_t size, size_t n, void *arg)
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		const char *sp = memchr(line, ' ', n);
 
-		x->x_status = sp ? atoi(sp + 1) : 0;
+		x->x_status = sp ? sub_parse_status(sp + 1, (size_t)(line + n - sp - 1)) : 0;
 		x->x_hdr_seq = INT64_MIN;
 		x->x_hdr_latest = INT64_MIN;
 		x->x_hdr_closed = false;

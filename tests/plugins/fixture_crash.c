@@ -5,8 +5,11 @@
  * init returns -EINVAL; {"overflow":true} writes far past its output slot;
  * {"fail":true} every frame returns -EIO. Params {"crash":true}: SIGSEGV on
  * the next frame; params {"write_at":OFFSET}: the next frame writes one byte
- * at out->plane[0] + OFFSET (a stray pointer into another slot). Frames it
- * survives are passed through (FP_PASS).
+ * at out->plane[0] + OFFSET (a stray pointer into another slot); params
+ * {"bad_out":"size"|"format"|"plane"}: the next 3 frames return FP_OK with
+ * an output the worker must refuse (width beyond the slot's maximum, another
+ * pixel format, a plane pointer outside the slot). Frames it survives are
+ * passed through (FP_PASS).
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +27,8 @@ struct fixture_crash {
 	bool fail;
 	bool stray;
 	long long stray_off;
+	char bad_out;     /* 's', 'f', 'p' or 0 */
+	int bad_left;
 	uint64_t frames;
 };
 
@@ -102,6 +107,12 @@ fixture_crash_update_params(void *self, const char *params_json, size_t len)
 
 	if (fixture_crash_true(params_json, len, "crash"))
 		f->crash_next = true;
+	v = fixture_crash_find(params_json, len, "bad_out");
+	if (v && (size_t)(params_json + len - v) >= 2 && v[0] == '"') {
+		f->bad_out = v[1];
+		f->bad_left = 3;
+	}
+	v = fixture_crash_find(params_json, len, "write_at");
 	if (v) {
 		f->stray = true;
 		f->stray_off = strtoll(v, NULL, 10);
@@ -123,6 +134,19 @@ fixture_crash_process_video(void *self, const struct fp_video_frame *in,
 	f->frames++;
 	if (f->fail)
 		return -EIO;
+	if (f->bad_out && f->bad_left > 0) {
+		f->bad_left--;
+		out->width = in->width;
+		out->height = in->height;
+		out->format = in->format;
+		if (f->bad_out == 's')
+			out->width = out->max_width + 16;
+		else if (f->bad_out == 'f')
+			out->format = in->format == FP_FMT_RGB24 ? FP_FMT_RGBA : FP_FMT_RGB24;
+		else
+			out->plane[0] = (uint8_t *)in->plane[0] - 4096;
+		return FP_OK;
+	}
 	if (f->stray) {
 		f->stray = false;
 		out->plane[0][f->stray_off] = 0xEE;
