@@ -24,6 +24,8 @@
 #include "supervisor_int.h"
 #include "workerproc.h"
 
+#define SUP_READY_STABLE_NS 1000000000LL /* READY this long: not a start-up crash */
+
 static const char *const sup_state_names[] = {"starting", "loading", "idle",
                                               "busy", "dead"};
 
@@ -95,6 +97,18 @@ sup_backoff_ms(const supervisor *s, unsigned crashes)
 	return d > s->s_cfg.backoff_max_ms ? s->s_cfg.backoff_max_ms : d;
 }
 
+/* Wall-clock microseconds of the monotonic instant mono_ns (log lines that
+   outside tools compare with their own wall clock). */
+static int64_t
+sup_wall_us_at(int64_t mono_ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
+	       (clock_now_ns() - mono_ns) / 1000;
+}
+
 static void
 sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 {
@@ -162,7 +176,13 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 	} else {
 		struct timeval tv;
 
-		if (uptime_ms >= s->s_cfg.stable_ms)
+		/* A worker that got ready and served a while was killed from
+		   outside or by its input, not by a start-up fault: respawn at
+		   once, so the pool has a warm spare again. Poison input is
+		   bounded by the per-stream crash budget instead. */
+		if (uptime_ms >= s->s_cfg.stable_ms ||
+		    (!w->w_killed && w->w_ready_ns &&
+		     now - w->w_ready_ns >= SUP_READY_STABLE_NS))
 			w->w_crashes = 0;
 		w->w_crashes++;
 		d.respawn_ms = sup_backoff_ms(s, w->w_crashes);
@@ -172,10 +192,11 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 		log_warn(
 		    SUP_MOD,
 		    "worker died worker=%d pid=%d gen=%u reason=\"%s\" "
-		    "uptime_ms=%lld respawn_ms=%lld stream=%d in_flight=%u",
+		    "uptime_ms=%lld respawn_ms=%lld stream=%d in_flight=%u "
+		    "detected_us=%lld",
 		    w->w_id, d.pid, d.generation, reason, (long long)uptime_ms,
 		    (long long)d.respawn_ms, d.had_stream ? (int)d.stream : -1,
-		    in_flight);
+		    in_flight, (long long)sup_wall_us_at(now));
 	}
 	if (s->s_cfg.cb.on_death)
 		s->s_cfg.cb.on_death(s->s_cfg.cb_arg, &d);
@@ -511,6 +532,7 @@ sup_spawn(struct sup_worker *w)
 	w->w_plugin[0] = '\0';
 	w->w_err_msg[0] = '\0';
 	w->w_spawn_ns = clock_now_ns();
+	w->w_ready_ns = 0;
 	if (w->w_gen > 1)
 		w->w_restarts++;
 	supervisor_set_state(w, SUPERVISOR_STARTING);

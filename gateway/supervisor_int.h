@@ -53,6 +53,7 @@ struct sup_worker {
 	workerconn *w_conn;
 	uint32_t w_gen;
 	int64_t w_spawn_ns;
+	int64_t w_ready_ns;   /* when this process sent READY, 0: not yet */
 	int64_t w_state_ns;   /* when the current state began */
 	int64_t w_ping_ns;    /* last PING sent */
 	int64_t w_op_base_ns; /* when the head op could start */

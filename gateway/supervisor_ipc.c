@@ -196,6 +196,7 @@ sup_on_ready_msg(struct sup_worker *w, const struct msg_ready *r)
 	w->w_init_ms = r->init_ms;
 	supervisor_set_state(w, SUPERVISOR_IDLE);
 	w->w_ping_ns = clock_now_ns();
+	w->w_ready_ns = w->w_ping_ns;
 	supervisor_arm(w);
 	log_info(SUP_MOD,
 	         "worker ready worker=%d pid=%d gen=%u plugin=%s init_ms=%u",

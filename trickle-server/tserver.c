@@ -456,11 +456,13 @@ tserver_post_on_body(void *ctx, const uint8_t *p, size_t n)
 
 	if (w->bytes == 0) {
 		event_del(w->keepalive);
-		if (g->chan) {
+		if (g->chan)
 			g->chan->next_write = g->seq + 1;
-			g->chan->write_ms = clock_now_ms();
-		}
 	}
+	/* A channel is idle when nothing is written, not when no segment
+	   starts: a long live segment keeps it alive. */
+	if (g->chan)
+		g->chan->write_ms = clock_now_ms();
 	if (g->len + n > s->opts.max_segment_bytes ||
 	    tserver_seg_append(g, p, n) < 0) {
 		log_warn("tserver", "segment too large, refused seq=%" PRId64

@@ -80,10 +80,25 @@ class Procs:
                 p.wait()
 
 
+def on_term():
+    """SIGTERM and SIGHUP (a runner's timeout) unwind like Ctrl-C, so the
+    finally blocks stop every process started here."""
+    def raise_interrupt(sig, frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_interrupt)
+
+
 def start_tserver(procs, build):
+    """A trickle server on a free port; its base URL. Long runs publish one
+    chunked segment for minutes: the server's idle sweep (which looks only
+    at the start of a segment) and its segment cap are raised."""
     pf = os.path.join(procs.tmp, "ts.port")
+    if os.path.exists(pf):
+        os.unlink(pf)  # a previous server's
     procs.start([os.path.join(build, "trickle-server"), "--host", "127.0.0.1",
-                 "--port", "0", "--port-file", pf, "--log-level", "warn"],
+                 "--port", "0", "--port-file", pf, "--log-level", "warn",
+                 "--idle-timeout-ms", "86400000", "--max-segment-mb", "2048"],
                 log=os.path.join(procs.tmp, "trickle-server.log"))
     if not wait_for(10, lambda: os.path.exists(pf) and open(pf).read().strip()):
         raise RuntimeError("trickle-server did not start")

@@ -24,7 +24,7 @@ def args_parse():
     p = argparse.ArgumentParser(prog="bench/load")
     p.add_argument("--max-streams", type=int, default=12, help="ramp up to this many (12)")
     p.add_argument("--window", type=float, default=6.0, help="seconds measured per step (6)")
-    p.add_argument("--settle", type=float, default=2.0, help="seconds after a start (2)")
+    p.add_argument("--settle", type=float, default=3.0, help="seconds after a start (3)")
     p.add_argument("--slow-seconds", type=float, default=10.0, help="part 2 measured (10)")
     p.add_argument("--slow-ms", type=int, default=66, help="part 2 processor ms per frame (66)")
     p.add_argument("--quick", action="store_true", help="3 streams, short windows")
@@ -102,7 +102,7 @@ def ramp(a, build, procs, tmp, clip):
     gw = gb.Gateway(procs, build, [
         "--processor", os.path.join(build, "plugins", "passthrough.so"),
         "--workers-per-gpu", str(n_max), "--spare-workers", "0",
-        "--max-resolution", "512x512", "--log-level", "warn"],
+        "--max-resolution", "512x512", "--log-level", "info"],
         os.path.join(tmp, "gateway-ramp.log"))
     ncpu = os.cpu_count()
     print("# part 1: passthrough streams, 512x512 30 fps H.264 in (stream-copied from a "
@@ -112,28 +112,40 @@ def ramp(a, build, procs, tmp, clip):
         "n", "in/s", "out/s", "drop%", "p50 ms", "p99 ms", "<=33ms", "gw cores", "all ours",
         "machine"))
     best, why = 0, "reached --max-streams"
+    costs = []
     for n in range(1, n_max + 1):
         name = "load%d" % n
         gb.publish_file(procs, "%s/%s" % (t, name), clip, secs)
         if not gb.wait_for(10, lambda: gb.channel_exists("%s/%s" % (t, name))):
             why = "publisher %d did not start" % n
             break
-        st, body = gw.start_stream(t, name, {"width": 512, "height": 512}, events=False)
+        st, body = gw.start_stream(t, name, {"width": 512, "height": 512, "max_framerate": 30}, events=False)
         if st != 200:
             why = "stream %d refused: %d %s" % (n, st, body[:120])
             break
         time.sleep(a.settle)
-        s0 = snapshot(gw)
-        time.sleep(a.window)
-        s1 = snapshot(gw)
-        w = window(s0, s1)
-        exp = n * 30 * w["dt"]
-        dpct = 100.0 * w["ndrops"] / max(1, w["in"])
-        print("  %-3d %7.1f %7.1f %6.2f %9.1f %9.1f %7.1f%% %9.2f %9.2f %8.0f%%" % (
-            n, w["in"] / w["dt"], w["out"] / w["dt"], dpct, w["p50"][0], w["p99"][0],
-            100 * w["le33"], w["gw_cores"], w["ours_cores"], 100 * w["machine_busy"]))
-        starved = w["in"] < 0.9 * exp
-        if w["le33"] < 0.99 or dpct > 1.0 or starved:
+        # A failing window is measured once more: on a shared machine one
+        # stall of another job can cost a few frames.
+        for attempt in (1, 2):
+            s0 = snapshot(gw)
+            time.sleep(a.window)
+            s1 = snapshot(gw)
+            w = window(s0, s1)
+            exp = n * 30 * w["dt"]
+            dpct = 100.0 * w["ndrops"] / max(1, w["in"])
+            print("  %-3s %7.1f %7.1f %6.2f %9.1f %9.1f %7.1f%% %9.2f %9.2f %8.0f%%" % (
+                str(n) if attempt == 1 else "(2)", w["in"] / w["dt"], w["out"] / w["dt"],
+                dpct, w["p50"][0], w["p99"][0], 100 * w["le33"], w["gw_cores"],
+                w["ours_cores"], 100 * w["machine_busy"]))
+            if w["ndrops"]:
+                print("      drops by cause: %s" % ", ".join(
+                    "%s %d" % (c, v) for c, v in w["drops"].items() if v))
+            starved = w["in"] < 0.9 * exp
+            bad = w["le33"] < 0.99 or dpct > 1.0 or starved
+            if not bad:
+                break
+        costs.append(w["ours_cores"] / n)
+        if bad:
             why = ("at %d streams: %s" % (n, "p99 latency > 33 ms" if w["le33"] < 0.99 else
                                           "drops %.1f%% > 1%%" % dpct if dpct > 1.0 else
                                           "input decoded at %.0f of %.0f frames/s"
@@ -144,6 +156,11 @@ def ramp(a, build, procs, tmp, clip):
     print("# machine: %d cores, shared with other engineers' builds and tests ('machine' "
           "column: busy share of all cores, ours included); 'all ours' = gateway + "
           "workers, the publishers and trickle server not counted" % ncpu)
+    if costs:
+        c = costs[-1]
+        print("# CPU per stream at the last step (gateway + its worker: decode, encode, ring): "
+              "%.3f cores; a core would carry about %.1f such streams if nothing else ran "
+              "(publishers and trickle server excluded)" % (c, 1.0 / c if c else float("nan")))
     return best, ncpu
 
 
@@ -153,7 +170,7 @@ def slow(a, build, procs, tmp, clip):
     gw = gb.Gateway(procs, build, [
         "--processor", os.path.join(build, "plugins", "fixture_slow.so"),
         "--processor-config", cfg, "--workers-per-gpu", "1", "--spare-workers", "0",
-        "--max-resolution", "512x512", "--log-level", "warn"],
+        "--max-resolution", "512x512", "--log-level", "info"],
         os.path.join(tmp, "gateway-slow.log"))
     name = "slow"
     gb.publish_file(procs, "%s/%s" % (t, name), clip, int(a.slow_seconds + 20))
@@ -163,7 +180,7 @@ def slow(a, build, procs, tmp, clip):
     gb.request("POST", "%s/%s-events" % (t, name))
     ev = gb.EventsReader("%s/%s-events" % (t, name))
     ev.start()
-    st, body = gw.start_stream(t, name, {"width": 512, "height": 512})
+    st, body = gw.start_stream(t, name, {"width": 512, "height": 512, "max_framerate": 30})
     if st != 200:
         print("load: FAIL: slow stream start: %d %s" % (st, body[:120]))
         return None
@@ -208,6 +225,7 @@ def gw_status(gw):
 
 
 def main():
+    gb.on_term()
     a = args_parse()
     build = a.build if os.path.isabs(a.build) else os.path.join(gb.ROOT, a.build)
     tmp = tempfile.mkdtemp(prefix="load.")

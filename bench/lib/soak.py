@@ -24,6 +24,8 @@ def args_parse():
     p.add_argument("--quick", action="store_true", help="10 kills (development)")
     p.add_argument("--warmup", type=float, default=4.0, help="seconds before the baseline (4)")
     p.add_argument("--plugin", default="grayscale.so", help="plugin in BUILD/plugins (grayscale.so)")
+    p.add_argument("--max-seconds", type=float, default=330.0,
+                   help="stop killing after this long, and report (330)")
     p.add_argument("--spare-wait", type=float, default=15.0,
                    help="longest wait for a warm spare before a kill, s (15)")
     p.add_argument("--csv", default=os.path.join(gb.ROOT, "out", "soak.csv"))
@@ -59,6 +61,7 @@ def log_lines(gw, since):
 
 
 def main():
+    gb.on_term()
     a = args_parse()
     build = a.build if os.path.isabs(a.build) else os.path.join(gb.ROOT, a.build)
     tmp = tempfile.mkdtemp(prefix="soak.")
@@ -78,7 +81,9 @@ def main():
 
 
 def run(a, build, procs, tmp, rows):
-    secs = int(a.warmup + a.kills * (a.interval + 1.0) + 60)
+    # The publisher outlives the kills: the supervisor's restart backoff
+    # (up to 10 s) can stretch the cadence; it is stopped at the end.
+    secs = int(a.warmup + a.kills * (a.interval + a.spare_wait) + 60)
     t = gb.start_tserver(procs, build)
     gw = gb.Gateway(procs, build, [
         "--processor", os.path.join(build, "plugins", a.plugin),
@@ -117,7 +122,11 @@ def run(a, build, procs, tmp, rows):
     kills = []
     last_kill = 0.0
     t_start = time.time()
+    stopped = None
     for i in range(a.kills):
+        if time.time() - t_start > a.max_seconds:
+            stopped = "time limit (--max-seconds %.0f)" % a.max_seconds
+            break
         if pub.poll() is not None:
             print("soak: FAIL: the publisher ended early (kill %d)" % i)
             break
@@ -125,7 +134,9 @@ def run(a, build, procs, tmp, rows):
         wait_end = time.time() + a.spare_wait + a.interval
         busy, idle = None, 0
         spare_wait0 = None
+        cpu_hist = []
         while time.time() < wait_end:
+            cpu_hist.append((time.time(), cpu_ticks()))
             lines, off = log_lines(gw, off)
             for ln in lines:
                 collect(ln, died, recovered)
@@ -136,11 +147,13 @@ def run(a, build, procs, tmp, rows):
                     break
                 if spare_wait0 is None:
                     spare_wait0 = time.time()
-            time.sleep(0.02)
+            time.sleep(0.05)
         if not busy:
             print("soak: FAIL: no serving worker before kill %d" % (i + 1))
             break
         spare_wait = (time.time() - spare_wait0) * 1000 if spare_wait0 else 0.0
+        busy_share = machine_busy(cpu_hist)
+        pf = gb.proc_figures(gw.pid)
         kt = gb.wall_ms()
         try:
             os.kill(busy[1], signal.SIGKILL)
@@ -148,7 +161,10 @@ def run(a, build, procs, tmp, rows):
             continue
         last_kill = time.time()
         kills.append({"kill": i + 1, "worker": busy[0], "pid": busy[1], "kill_ms": kt,
-                      "spare_ready": idle >= 1, "spare_wait_ms": spare_wait})
+                      "spare_ready": idle >= 1, "spare_wait_ms": spare_wait,
+                      "cpu_busy_pct": busy_share,
+                      "loadavg": float(open("/proc/loadavg").read().split()[0]),
+                      "rss_kb": pf["rss_kb"], "fds": pf["fds"]})
     # Let the last recovery land.
     settle = time.time() + 5
     while time.time() < settle and len(recovered) < len(kills):
@@ -160,6 +176,11 @@ def run(a, build, procs, tmp, rows):
     lines, off = log_lines(gw, off)
     for ln in lines:
         collect(ln, died, recovered)
+    # The end figures are taken with the pool whole again (the last killed
+    # worker may still wait out its restart backoff), like the baseline.
+    gb.wait_for(a.spare_wait + 2, lambda: serving_worker(gw, name)[1] >= 1 and
+                len(gb.children(gw.pid)) == len(base["children"]), step=0.1)
+    time.sleep(1.0)
     m1 = gw.metrics()
     end = gb.proc_figures(gw.pid)
     elapsed = time.time() - t_start
@@ -171,7 +192,12 @@ def run(a, build, procs, tmp, rows):
     rec = sorted(recovered, key=lambda x: x[0])
     for k in kills:
         d = died.get(k["pid"])
-        k["detect_ms"] = (d[0] - k["kill_ms"]) if d else None
+        # A precise wall-clock detection time (us) when the supervisor logs
+        # one (detected_us=); else the line's own ms timestamp.
+        k["detect_ms"] = None
+        if d:
+            at = float(d[1]["detected_us"]) / 1000.0 if d[1].get("detected_us") else d[0]
+            k["detect_ms"] = at - k["kill_ms"]
         k["in_flight"] = int(d[1].get("in_flight", -1)) if d else None
         k["respawn_ms"] = int(d[1].get("respawn_ms", -1)) if d else None
         k["gap_ms"] = k["lost"] = k["recovered_ms"] = None
@@ -187,7 +213,8 @@ def run(a, build, procs, tmp, rows):
 
     os.makedirs(os.path.dirname(a.csv), exist_ok=True)
     cols = ["kill", "worker", "pid", "kill_ms", "detect_ms", "gap_ms", "lost", "in_flight",
-            "recovered_ms", "respawn_ms", "spare_ready", "spare_wait_ms"]
+            "recovered_ms", "respawn_ms", "spare_ready", "spare_wait_ms", "cpu_busy_pct",
+            "loadavg", "rss_kb", "fds"]
     with open(a.csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -199,6 +226,9 @@ def run(a, build, procs, tmp, rows):
     lost = [k["lost"] for k in rows if k["lost"] is not None]
     nd, ng = len(rows) - len(det), len(rows) - len(gap)
     print("# per kill: %s" % a.csv)
+    if stopped:
+        print("# stopped after %d of %d kills: %s; the supervisor's restart backoff "
+              "stretched the cadence" % (len(rows), a.kills, stopped))
     print("# kills %d in %.0f s; 'worker died' seen for %d, recoveries seen for %d, "
           "worker_restarted events %d" % (len(rows), elapsed, len(det), len(gap), len(restarted)))
     print("# spare warm at the kill: %d of %d; waited for a spare: max %.0f ms"
@@ -232,7 +262,16 @@ def run(a, build, procs, tmp, rows):
              sum(v for k, v in m1.items() if k.startswith("ctrickle_worker_deaths_total"))
              - sum(v for k, v in m0.items() if k.startswith("ctrickle_worker_deaths_total"))))
     growth = []
-    for key, label, allow in (("rss_kb", "rss KiB", 4096), ("fds", "fds", 0),
+    # RSS: a leak per kill shows as a steady climb over the second half of
+    # the kills; allocator warm-up does not.
+    half = [(k["kill"], k["rss_kb"]) for k in rows[len(rows) // 2:] if k["rss_kb"] > 0]
+    slope = lsq_slope(half)
+    print("# gateway rss before each kill: first %d KiB, last %d KiB; trend over the second "
+          "half %+.1f KiB per kill" % (rows[0]["rss_kb"] if rows else -1,
+                                       rows[-1]["rss_kb"] if rows else -1, slope))
+    if len(rows) >= 40 and slope > 16:  # the first ~20 kills warm the allocator up
+        growth.append("rss %+.0f KiB per kill" % slope)
+    for key, label, allow in (("rss_kb", "rss KiB", 1 << 30), ("fds", "fds", 0),
                               ("memfd_maps", "memfd mappings", 0), ("threads", "threads", 0)):
         g = end[key] - base[key]
         print("# gateway %s: baseline %d, end %d (%+d)" % (label, base[key], end[key], g))
@@ -245,16 +284,59 @@ def run(a, build, procs, tmp, rows):
     if nch != len(base["children"]) or zomb:
         growth.append("children %d -> %d" % (len(base["children"]), nch))
     alive = gw.proc.poll() is None
-    print("# gateway alive at the end: %s; health %s" % (alive, gw.health()))
+    health = gw.health()
+    print("# gateway alive at the end: %s; health %s (OK: the stream still runs)" % (alive, health))
+    if health != "OK":
+        growth.append("stream not running at the end (figures not comparable)")
+    quiet = [k for k in rows if k["cpu_busy_pct"] < 80 and k["detect_ms"] is not None]
+    if quiet:
+        qd = [k["detect_ms"] for k in quiet]
+        qg = [k["gap_ms"] for k in quiet if k["gap_ms"] is not None]
+        print("# kills while the machine was < 80%% busy (1 s before): %d; detection p99 %s, "
+              "gap p99 %s" % (len(quiet), f1(gb.pct(qd, .99)), f1(gb.pct(qg, .99))))
+    print("# machine busy in the 1 s before a kill: p50 %.0f%%, max %.0f%%; loadavg p50 %.1f max %.1f "
+          "(%d cores, shared)" % (gb.pct([k["cpu_busy_pct"] for k in rows], .5),
+                                  max([k["cpu_busy_pct"] for k in rows
+                                       if k["cpu_busy_pct"] == k["cpu_busy_pct"]] or [0]),
+                                  gb.pct([k["loadavg"] for k in rows], .5),
+                                  max([k["loadavg"] for k in rows] or [0]), os.cpu_count()))
+    fast = sum(1 for k in rows if k["spare_wait_ms"] < 1)
+    print("# kills at the %.1f s cadence: %d; kills that waited for the respawned spare "
+          "(restart backoff): %d" % (a.interval, fast, len(rows) - fast))
     if nd or ng:
         print("# WARNING: %d kills without a 'worker died' line, %d without a recovery" % (nd, ng))
     if growth:
         print("# GROWTH: " + ", ".join(growth))
-    print("soak: gap p99 %s ms, detection p99 %s ms, lost max %s, growth %s "
+    print("soak: %d kills, gap p99 %s ms, detection p99 %s ms, lost max %s, growth %s "
           "(goal gap <= 100 ms, detection <= 33 ms, lost <= 2, no growth)"
-          % (f0(gb.pct(gap, .99)), f0(gb.pct(det, .99)), max(lost or [0]),
+          % (len(rows), f0(gb.pct(gap, .99)), f0(gb.pct(det, .99)), max(lost or [0]),
              "none" if not growth else "; ".join(growth)))
     return alive and not growth and not nd and not ng
+
+
+def lsq_slope(pts):
+    """Least-squares slope of [(x, y)]; 0 when fewer than 3 points."""
+    if len(pts) < 3:
+        return 0.0
+    n = float(len(pts))
+    mx = sum(x for x, _ in pts) / n
+    my = sum(y for _, y in pts) / n
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / den if den else 0.0
+
+
+def cpu_ticks():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def machine_busy(hist):
+    """Busy share (%) of all cores over the last ~1 s of (time, ticks) samples."""
+    if len(hist) < 2:
+        return float("nan")
+    t1, c1 = hist[-1]
+    t0, c0 = next(((t, c) for t, c in hist if t1 - t <= 1.0), hist[0])
+    return 100.0 * (c1[0] - c0[0]) / max(1, c1[1] - c0[1])
 
 
 def collect(line, died, recovered):

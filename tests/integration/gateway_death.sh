@@ -12,6 +12,7 @@ e2e_init gateway_death
 
 STALE_DIRS=()
 gd_cleanup() {
+	disown -a 2>/dev/null  # no "Killed" job notices after the summary
 	e2e_cleanup
 	local d
 	for d in "${STALE_DIRS[@]}"; do rm -rf "$d"; done
