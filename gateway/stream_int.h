@@ -182,6 +182,14 @@ void stream_frame_release(struct stream *s, struct stream_frame *f);
    extra (may be NULL) is stolen. */
 void streams_emit(struct stream *s, const char *type, const char *queue,
                   json_t *extra);
+/* The running stream with this gateway_request_id, or NULL. */
+struct stream *streams_find(streams *ss, const char *request_id);
+/* API backend ops that change streams (streams.c; the table: streams_api.c). */
+int streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t cap);
+int streams_op_update(void *ctx, const char *stream_id, const struct params_values *v,
+                      char *msg, size_t cap);
+int streams_op_stop(void *ctx, const char *stream_id, char *msg, size_t cap);
+
 /* Ends the stream: events, teardown. error: reported as an error event. */
 void streams_end(struct stream *s, const char *reason, bool error);
 
