@@ -177,52 +177,11 @@ e2e_ready() {
 }
 
 # trickle_read URL FILE TIMEOUT lines|bytes: reads a trickle channel from
-# seq 0 over one kept-alive connection (fast enough not to miss a segment
-# before the publisher's DELETE) until it closes or TIMEOUT seconds pass;
-# "lines" writes each segment as one line (events), "bytes" appends them.
+# seq 0 over one kept-alive connection until it closes or TIMEOUT seconds
+# pass (scripts/trickle-read.sh); touches FILE.ready once it is connected
+# and waiting, so a caller can start a short stream only then.
 trickle_read() {
-	python3 - "$@" <<'PY'
-import http.client, sys, time, urllib.parse
-url, out, limit, mode = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-u = urllib.parse.urlparse(url)
-end = time.time() + limit
-seq, seen = 0, False
-f = open(out, "wb")
-conn = None
-ready = out + ".ready"
-while time.time() < end:
-    try:
-        if ready:
-            open(ready, "w").close()
-            ready = None
-        if conn is None:
-            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=max(1, end - time.time()))
-        conn.request("GET", "%s/%d" % (u.path, seq))
-        r = conn.getresponse()
-        body = r.read()
-    except Exception:
-        conn = None
-        time.sleep(0.05)
-        continue
-    if r.status == 404:
-        if seen:
-            break
-        time.sleep(0.05)
-        continue
-    if r.status == 470:
-        seq = int(r.getheader("Lp-Trickle-Latest", seq + 1))
-        continue
-    if r.status != 200:
-        time.sleep(0.05)
-        continue
-    seen = True
-    if body:
-        f.write(body + (b"\n" if mode == "lines" else b""))
-        f.flush()
-    if r.getheader("Lp-Trickle-Closed"):
-        break
-    seq += 1
-PY
+	TRICKLE_READ_READY="$2.ready" scripts/trickle-read.sh "$@"
 }
 
 # read_out CHANNEL FILE [TIMEOUT]: creates the channel and reads it into
