@@ -28,10 +28,10 @@ e2e_init() {
 	fi
 	local m
 	for m in gateway worker trickle-server; do
-		[ -x "$BUILD/$m" ] || { echo "FAIL setup: $BUILD/$m not built"; e2e_finish; }
+		[ -x "$BUILD/$m" ] || { fail setup "$BUILD/$m not built"; e2e_finish; }
 	done
 	for m in ffmpeg ffprobe curl python3; do
-		command -v $m >/dev/null || { echo "FAIL setup: $m not installed"; e2e_finish; }
+		command -v $m >/dev/null || { fail setup "$m not installed"; e2e_finish; }
 	done
 }
 
