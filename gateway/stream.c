@@ -23,12 +23,8 @@
 
 #define STREAM_RING_RESERVE_MIN 4 /* free slots below which results are copied */
 
-/* A ring slot referenced by an AVFrame on its way to the encoder. */
-struct stream_slot_ref {
-	ring *r;
-	uint32_t slot, gen;
-};
-
+/* The last reference to a wrapped slot went: give the slot back. The ref
+   is read before the release, after which the slot may be wrapped again. */
 static void
 stream_slot_free(void *opaque, uint8_t *data)
 {
@@ -36,7 +32,6 @@ stream_slot_free(void *opaque, uint8_t *data)
 
 	(void)data;
 	ring_release(ref->r, ref->slot, ref->gen);
-	free(ref);
 }
 
 /*
@@ -73,8 +68,9 @@ stream_frame_detach(ring *r, AVFrame *fr)
 
 /*
  * Wraps a held slot holding a frame of lay's geometry as an AVFrame (no
- * copy, unless free slots run short: see stream_frame_detach). The slot is released when the last reference goes. On failure the
- * slot is released and NULL returned.
+ * copy, unless free slots run short: see stream_frame_detach). The slot is
+ * released when the last reference goes. On failure the slot is released
+ * and NULL returned.
  */
 static AVFrame *
 stream_slot_frame(struct stream *s, uint32_t slot, uint32_t gen,
@@ -88,18 +84,15 @@ stream_slot_frame(struct stream *s, uint32_t slot, uint32_t gen,
 
 	if (ring_slot_ptr(r, slot, gen, &base, &size) < 0)
 		goto err_release;
-	ref = malloc(sizeof(*ref));
 	fr = av_frame_alloc();
-	if (!ref || !fr) {
-		free(ref);
+	if (!fr)
 		goto err_release;
-	}
+	/* One ref per slot, owned by the manager: a held slot has one holder. */
+	ref = &s->ss->slot_refs[slot];
 	*ref = (struct stream_slot_ref){ r, slot, gen };
 	fr->buf[0] = av_buffer_create(base, size, stream_slot_free, ref, 0);
-	if (!fr->buf[0]) {
-		free(ref);
+	if (!fr->buf[0])
 		goto err_release;
-	}
 	fr->format = convert_av_pixfmt((enum fp_pixfmt)lay->format);
 	fr->width = (int)lay->width;
 	fr->height = (int)lay->height;
@@ -617,9 +610,8 @@ stream_on_result(struct stream *s, const struct msg_result *m)
 	s->frames_out++;
 	stream_ewma(&s->proc_ewma_ns, (int64_t)m->proc_us * 1000);
 	streams_count(s->ss->c_out, 1);
-	if (s->ss->m_latency)
-		metrics_observe(metrics_series_get(s->ss->m_latency, NULL),
-		                (double)(now - f->t_in_ns) / 1e6);
+	if (s->ss->c_latency)
+		metrics_observe(s->ss->c_latency, (double)(now - f->t_in_ns) / 1e6);
 	if (s->lost_ns) {
 		json_t *x = json_pack("{s:i,s:I,s:I,s:s}", "worker", s->worker,
 		                      "frames_lost", (json_int_t)s->lost_frames,

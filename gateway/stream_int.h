@@ -33,6 +33,12 @@
                                   (--crash-budget N above this never ends it) */
 #define STREAM_AUDIO_QUEUE  32 /* audio frames between decoder and loop */
 
+/* A ring slot referenced by AVFrames on their way to the encoder. */
+struct stream_slot_ref {
+	ring *r;
+	uint32_t slot, gen;
+};
+
 /* One frame between decode and encode; names its ring slots. */
 struct stream_frame {
 	bool used;
@@ -137,6 +143,7 @@ struct streams {
 	struct stream *list;       /* running */
 	struct stream *dying;      /* ended, output channels still closing */
 	struct stream_deferred *deferred; /* slots waiting out the frame deadline */
+	struct stream_slot_ref *slot_refs; /* one per ring slot (wrapped slots) */
 	uint32_t next_id;
 	unsigned nrunning;
 	unsigned nending;          /* ended, being torn down */
@@ -148,6 +155,7 @@ struct streams {
 	metrics_family *m_total, *m_dropped;
 	metrics_series *c_in, *c_out, *c_resent, *c_lost;
 	metrics_series *c_drop_rate, *c_drop_queue, *c_drop_ring, *c_drop_worker;
+	metrics_series *c_latency;
 };
 
 /* Adds n to a live total; s may be NULL (no metrics). Any thread. */

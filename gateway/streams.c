@@ -939,6 +939,12 @@ streams_create(streams **out, const struct streams_config *cfg)
 	if (!ss)
 		return -ENOMEM;
 	ss->cfg = *cfg;
+	ss->slot_refs = calloc(cfg->ring ? ring_slot_count(cfg->ring) : 1,
+	                       sizeof(*ss->slot_refs));
+	if (!ss->slot_refs) {
+		free(ss);
+		return -ENOMEM;
+	}
 	if (cfg->metrics) {
 		metrics *m = cfg->metrics;
 		const char *k[1];
@@ -966,6 +972,8 @@ streams_create(streams **out, const struct streams_config *cfg)
 		                   "Frame ring slots in use.", NULL, NULL, 0);
 		metrics_family_add(m, &ss->m_streams, METRICS_GAUGE, "streams_running",
 		                   "Streams running.", NULL, NULL, 0);
+		if (ss->m_latency)
+			ss->c_latency = metrics_series_get(ss->m_latency, NULL);
 		if (ss->m_total) {
 			k[0] = "in";     ss->c_in = metrics_series_get(ss->m_total, k);
 			k[0] = "out";    ss->c_out = metrics_series_get(ss->m_total, k);
@@ -1028,6 +1036,7 @@ streams_destroy(streams **p)
 		streams_free(ss->dying);
 	}
 	stream_deferred_flush(ss);
+	free(ss->slot_refs);
 	free(ss);
 	*p = NULL;
 }
