@@ -23,6 +23,7 @@
 #include "log.h"
 #include "supervisor_int.h"
 #include "workerproc.h"
+#include "worker_exit.h"
 
 #define SUP_READY_STABLE_NS 1000000000LL /* READY this long: not a start-up crash */
 
@@ -137,11 +138,11 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 	d.respawn_ms = -1;
 	if (w->w_killed)
 		snprintf(reason, sizeof(reason), "%s", w->w_kill_reason);
-	else if (code == 2)
+	else if (code == WORKER_EXIT_CONFIG)
 		snprintf(reason, sizeof(reason),
 		         "exit 2 (fatal configuration)%s%s",
 		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
-	else if (code == 3)
+	else if (code == WORKER_EXIT_INIT)
 		snprintf(reason, sizeof(reason), "exit 3 (init failed)%s%s",
 		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
 	else if (code >= 0)
@@ -161,7 +162,7 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 		          w->w_id, d.pid, reason);
 		return;
 	}
-	if (!w->w_killed && code == 2) {
+	if (!w->w_killed && code == WORKER_EXIT_CONFIG) {
 		w->w_fatal = true;
 		d.fatal = true;
 		log_error(SUP_MOD,

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "worker_exit.h"
+
 extern char **environ;
 
 #define WORKERPROC_MAX_ARGS 24
@@ -53,7 +55,7 @@ workerproc_child(const struct workerproc_spec *sp, char **argv, char **envp)
 		for (int fd = first; fd < 65536; fd++)
 			close(fd);
 	execve(sp->path, argv, envp);
-	_exit(2); /* the worker program is unusable: fatal configuration */
+	_exit(WORKER_EXIT_CONFIG); /* the worker program is unusable: fatal configuration */
 }
 
 /*

@@ -16,13 +16,7 @@
 #include "msg.h"
 #include "ring.h"
 #include "worker/host.h"
-
-/* Exit statuses of build/worker (docs/HACKING.md "Process and module contracts"). */
-#define WORKER_EXIT_OK       0 /* SHUTDOWN (or SIGTERM) served */
-#define WORKER_EXIT_FAILED   1 /* gateway gone or unreachable: respawned */
-#define WORKER_EXIT_CONFIG   2 /* bad CLI, plugin path, ABI, ring: not respawned */
-#define WORKER_EXIT_INIT     3 /* the plugin's init failed */
-#define WORKER_EXIT_PLUGIN   4 /* the plugin failed too often in a row: respawned */
+#include "worker_exit.h"
 
 #define LOOP_DEFAULT_MAX_ERRORS 5    /* plugin errors in a row before exiting */
 #define LOOP_SEND_TIMEOUT_MS    5000 /* a reply the gateway does not take: gone */
