@@ -8,6 +8,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +123,118 @@ ipc_dir_base(void)
 	return "/tmp";
 }
 
+/*
+ * The pid of an entry named exactly "ctrickle-<pid>-<16 hex digits>" (the
+ * form ipc_dir_create makes), else -1.
+ */
+static pid_t
+ipc_dir_name_pid(const char *name)
+{
+	const char *p = name + strlen(IPC_DIR_PREFIX);
+	long pid = 0;
+	int nd = 0;
+
+	if (strncmp(name, IPC_DIR_PREFIX, strlen(IPC_DIR_PREFIX)) != 0)
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++, nd++) {
+		pid = pid * 10 + (*p - '0');
+		if (pid > INT_MAX)
+			return -1;
+	}
+	if (nd == 0 || *p++ != '-')
+		return -1;
+	for (nd = 0; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
+	     p++)
+		nd++;
+	if (nd != 16 || *p || pid <= 1)
+		return -1;
+	return (pid_t)pid;
+}
+
+/*
+ * Empties and removes the stale directory `name` under basefd: only socket
+ * files owned by uid are unlinked; nothing is followed (the directory is
+ * opened with O_NOFOLLOW and re-checked by fstat). Returns true when the
+ * directory is gone; false leaves it (something else inside, or a race).
+ */
+static bool
+ipc_dir_remove_stale(int basefd, const char *name, uid_t uid)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *dir;
+	int fd;
+
+	fd = openat(basefd, name,
+	            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid) {
+		close(fd);
+		return false;
+	}
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return false;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISSOCK(st.st_mode) && st.st_uid == uid)
+			unlinkat(fd, e->d_name, 0);
+	}
+	closedir(dir);
+	return unlinkat(basefd, name, AT_REMOVEDIR) == 0;
+}
+
+int
+ipc_dir_sweep(const char *base)
+{
+	uid_t uid = geteuid();
+	pid_t self = getpid();
+	struct dirent *e;
+	struct stat st;
+	int bfd, n = 0, left = 0;
+	DIR *dir;
+	pid_t pid;
+
+	if (!base)
+		base = ipc_dir_base();
+	bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (bfd < 0)
+		return -errno;
+	dir = fdopendir(bfd);
+	if (!dir) {
+		n = -errno;
+		close(bfd);
+		return n;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		pid = ipc_dir_name_pid(e->d_name);
+		if (pid < 0 || pid == self)
+			continue;
+		if (fstatat(bfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != uid)
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive (or not ours to judge) */
+		if (ipc_dir_remove_stale(bfd, e->d_name, uid))
+			n++;
+		else
+			left++;
+	}
+	closedir(dir);
+	if (n)
+		log_info("ipc", "removed stale runtime dirs base=%s count=%d "
+		         "left=%d", base, n, left);
+	else
+		log_debug("ipc", "no stale runtime dirs removed base=%s "
+		          "left=%d", base, left);
+	return n;
+}
+
 int
 ipc_dir_create(ipc_dir **out, const char *base)
 {
@@ -130,6 +245,7 @@ ipc_dir_create(ipc_dir **out, const char *base)
 	*out = NULL;
 	if (!base)
 		base = ipc_dir_base();
+	(void)ipc_dir_sweep(base);
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;

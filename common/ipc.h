@@ -31,10 +31,23 @@ int ipc_err(int nng_rv);
 /*
  * Creates a fresh private directory "<base>/ctrickle-<pid>-<random>" with mode
  * 0700 (exclusive: never reuses an existing one). base NULL: $XDG_RUNTIME_DIR
- * when set and writable, else /tmp. Returns 0, -ENAMETOOLONG or -errno.
- * Gateway, once at start.
+ * when set and writable, else /tmp. First sweeps base (ipc_dir_sweep), so
+ * the directories of gateways that were killed do not pile up. Returns 0,
+ * -ENAMETOOLONG or -errno. Gateway, once at start; blocks on the disk only.
  */
 int ipc_dir_create(ipc_dir **out, const char *base);
+
+/*
+ * Removes stale runtime directories from base (NULL: as ipc_dir_create):
+ * entries named exactly "ctrickle-<pid>-<16 hex>" that are real directories
+ * (symlinks are never followed nor removed), owned by our effective uid,
+ * whose pid is not alive (kill(pid, 0) fails with ESRCH; a live pid, pid
+ * reuse included, keeps its directory). Inside, only socket files owned by
+ * us are unlinked; a directory holding anything else is left. Logs the
+ * count at info when any was removed, else at debug. Returns the number
+ * removed, or -errno when base cannot be read. Any thread.
+ */
+int ipc_dir_sweep(const char *base);
 
 /* The directory's path; valid until ipc_dir_destroy. */
 const char *ipc_dir_path(const ipc_dir *d);

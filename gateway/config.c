@@ -246,6 +246,8 @@ config_apply(struct config *cfg, const char *name, const char *v,
 		return config_crash_budget(cfg, v, err, errlen);
 	INTFLAG("input-silence", input_silence_s, 1, 86400)
 	INTFLAG("output-stall", output_stall_s, 1, 86400)
+	INTFLAG("publish-drain-ms", publish_drain_ms, 0, 60000)
+	INTFLAG("subscribe-max-backoff-ms", subscribe_max_backoff_ms, 100, 600000)
 	if (!strcmp(name, "on-worker-loss")) {
 		if (!strcmp(v, "hold"))
 			cfg->on_worker_loss = CONFIG_LOSS_HOLD;
@@ -315,7 +317,8 @@ static const char *const config_valued[] = {
 	"max-resolution", "ring-slots", "frame-deadline", "crash-budget",
 	"input-silence", "output-stall", "on-worker-loss", "processor",
 	"processor-config", "capability-name", "auth-token", "log-level",
-	"mem-limit-mb", "pipeline", NULL,
+	"mem-limit-mb", "pipeline", "publish-drain-ms",
+	"subscribe-max-backoff-ms", NULL,
 };
 
 static bool
@@ -345,6 +348,8 @@ config_defaults(struct config *cfg, char *const *envp)
 	cfg->crash_budget_window_s = 60;
 	cfg->input_silence_s = 60;
 	cfg->output_stall_s = 30;
+	cfg->publish_drain_ms = 5000;
+	cfg->subscribe_max_backoff_ms = 5000;
 	cfg->on_worker_loss = CONFIG_LOSS_HOLD;
 	cfg->log_level = LOG_INFO;
 	cap = config_env(envp, "CAPABILITY_NAME");
@@ -522,6 +527,14 @@ config_usage(FILE *f, const char *prog)
 "  --on-worker-loss MODE    while no worker serves a stream: hold (repeat\n"
 "                           the last processed frame), passthrough, or drop\n"
 "                           (default hold)\n"
+"\n"
+"Trickle I/O\n"
+"  --publish-drain-ms MS    at stream end, how long queued output may take\n"
+"                           to reach the output server; what is left then\n"
+"                           is dropped and logged, 0..60000 (default 5000)\n"
+"  --subscribe-max-backoff-ms MS  cap of the input's retry backoff (first\n"
+"                           retry after 100 ms, doubling), 100..600000\n"
+"                           (default 5000)\n"
 "\n"
 "Other\n"
 "  --insecure-tls           do not verify the TLS certificates of https\n"

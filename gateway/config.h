@@ -45,6 +45,8 @@ struct config {
 	int input_silence_s;        /* --input-silence, default 60 */
 	int output_stall_s;         /* --output-stall, default 30 */
 	enum config_loss on_worker_loss; /* --on-worker-loss, default hold */
+	int publish_drain_ms;       /* --publish-drain-ms, default 5000 (0..60000) */
+	int subscribe_max_backoff_ms; /* --subscribe-max-backoff-ms, default 5000 */
 	char *processor;            /* --processor PATH or python:MODULE:CLASS */
 	bool processor_is_python;   /* processor starts with "python:" */
 	char *processor_config;     /* --processor-config JSON text (an @FILE is read) */

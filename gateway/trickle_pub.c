@@ -60,12 +60,15 @@ struct trickle_pub {
 	struct event *p_ev_kick;
 	struct event *p_ev_retry;
 	struct event *p_ev_end;
+	struct event *p_ev_drain;        /* the drain deadline after close */
 	/* Loop thread only. */
 	struct pub_xfer *p_pre;
 	struct pub_xfer *p_del;
 	int p_pre_fails;
 	int64_t p_pre_retry_at_ms;
+	int64_t p_retry_at_ms;           /* p_ev_retry due (if pending) */
 	bool p_close_started;
+	bool p_drain_armed;
 	bool p_ending;
 	enum trickle_end p_end;
 	char p_end_text[256];
@@ -76,6 +79,7 @@ struct trickle_pub {
 	struct pub_seg *p_feed;          /* the producer's open segment */
 	bool p_feed_drop;                /* producer's segment is discarded */
 	bool p_closing;
+	int64_t p_close_ms;              /* when close was first called */
 	bool p_dead;                     /* ended: producers get -EPIPE */
 	int64_t p_next_seq;
 	struct trickle_pub_stats p_st;
@@ -95,6 +99,7 @@ trickle_pub_opts_default(struct trickle_pub_opts *o)
 	o->max_queued_segments = 4;
 	o->preconnect = true;
 	o->delete_on_close = true;
+	o->drain_timeout_ms = 5000;
 	o->connect_timeout_ms = 5000;
 	o->tls_verify = true;
 }
@@ -316,8 +321,9 @@ pub_xfer_drop(trickle_pub *p, struct pub_xfer *x)
 	pub_xfer_free(x);
 }
 
+/* Arms a one-shot timer for the monotonic time at_ms (now if past). */
 static void
-pub_arm_retry(trickle_pub *p, int64_t at_ms)
+pub_arm_timer(struct event *ev, int64_t at_ms)
 {
 	int64_t d = at_ms - clock_now_ms();
 	struct timeval tv;
@@ -326,7 +332,22 @@ pub_arm_retry(trickle_pub *p, int64_t at_ms)
 		d = 0;
 	tv.tv_sec = d / 1000;
 	tv.tv_usec = (d % 1000) * 1000;
-	evtimer_add(p->p_ev_retry, &tv);
+	evtimer_add(ev, &tv);
+}
+
+/*
+ * Arms the retry timer (shared by segment retries and the preconnect's
+ * backoff) for at_ms unless it is already due earlier: a later request must
+ * not push back an earlier one, else a 0-byte segment's 250 ms retries wait
+ * out the preconnect's backoff (up to 5 s each).
+ */
+static void
+pub_arm_retry(trickle_pub *p, int64_t at_ms)
+{
+	if (evtimer_pending(p->p_ev_retry, NULL) && p->p_retry_at_ms <= at_ms)
+		return;
+	p->p_retry_at_ms = at_ms;
+	pub_arm_timer(p->p_ev_retry, at_ms);
 }
 
 /* Opens the preconnect for the next seq when wanted; loop thread. */
@@ -359,7 +380,8 @@ pub_service(trickle_pub *p)
 	int nwake = 0;
 	int64_t now = clock_now_ms();
 	int64_t retry_at = INT64_MAX;
-	bool drained;
+	int64_t close_ms;
+	bool drained, closing;
 
 	if (p->p_ending)
 		return;
@@ -407,8 +429,15 @@ pub_service(trickle_pub *p)
 		p->p_pre = NULL;
 		pthread_mutex_lock(&p->p_lock);
 	}
-	drained = p->p_closing && !p->p_head;
+	closing = p->p_closing;
+	close_ms = p->p_close_ms;
+	drained = closing && !p->p_head;
 	pthread_mutex_unlock(&p->p_lock);
+	if (closing && !drained && !p->p_drain_armed) {
+		p->p_drain_armed = true;
+		pub_arm_timer(p->p_ev_drain,
+			      close_ms + p->p_opts.drain_timeout_ms);
+	}
 	for (int i = 0; i < nwake; i++)
 		curl_easy_pause(wake[i]->x_easy, CURLPAUSE_CONT);
 	if (nwake == (int)(sizeof(wake) / sizeof(wake[0])))
@@ -417,6 +446,7 @@ pub_service(trickle_pub *p)
 		pub_arm_retry(p, retry_at);
 	if (drained && !p->p_close_started) {
 		p->p_close_started = true;
+		evtimer_del(p->p_ev_drain);
 		pub_xfer_drop(p, p->p_pre);
 		p->p_pre = NULL;
 		if (p->p_opts.delete_on_close) {
@@ -452,6 +482,54 @@ static void
 pub_on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	pub_service(arg);
+}
+
+/*
+ * The drain deadline passed with segments still queued or on the wire (a
+ * slow or stuck output): abort them all, count and log what was lost, and
+ * let pub_service go on with the close (DELETE, on_end).
+ */
+static void
+pub_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	trickle_pub *p = arg;
+	struct pub_seg *g, *dead = NULL;
+	uint64_t nseg = 0, nbytes = 0, inflight = 0;
+	int64_t first = -1, last = -1;
+
+	if (p->p_ending || p->p_close_started)
+		return;
+	pthread_mutex_lock(&p->p_lock);
+	while ((g = p->p_head)) {
+		nseg++;
+		nbytes += g->g_len - g->g_off;
+		if (g->g_xfer && g->g_sent)
+			inflight++;
+		if (g->g_seq >= 0) {
+			if (first < 0)
+				first = g->g_seq;
+			last = g->g_seq;
+		}
+		pub_seg_unlink(p, g);
+		g->g_next = dead;
+		dead = g;
+	}
+	p->p_st.drain_dropped += nseg;
+	p->p_st.drain_dropped_bytes += nbytes;
+	pthread_mutex_unlock(&p->p_lock);
+	while ((g = dead)) {
+		dead = g->g_next;
+		pub_xfer_drop(p, g->g_xfer);
+		pub_seg_free(g);
+	}
+	log_warn("trickle_pub", "drain deadline passed, output dropped name=%s "
+		 "drain_ms=%d segments=%" PRIu64 " partly_sent=%" PRIu64
+		 " unsent_bytes=%" PRIu64 " first_seq=%" PRId64
+		 " last_seq=%" PRId64 " why=\"output not drained in time "
+		 "(slow or stuck server)\"", pub_name(p),
+		 p->p_opts.drain_timeout_ms, nseg, inflight, nbytes, first,
+		 last);
+	pub_service(p);
 }
 
 /* A segment is done on the wire (ok or failed): forget it. */
@@ -561,6 +639,7 @@ pub_on_end(evutil_socket_t fd, short what, void *arg)
 	struct pub_seg *g;
 
 	evtimer_del(p->p_ev_retry);
+	evtimer_del(p->p_ev_drain);
 	pub_xfer_drop(p, p->p_pre);
 	p->p_pre = NULL;
 	pub_xfer_drop(p, p->p_del);
@@ -615,6 +694,7 @@ trickle_pub_create(trickle_pub **out, curlev *cv, const char *channel_url,
 	if (p->p_opts.max_queued_segments < 1 || p->p_opts.max_retries < 0 ||
 	    p->p_opts.retry_delay_ms < 0 || p->p_opts.connect_timeout_ms <= 0 ||
 	    !p->p_opts.max_queued_bytes || p->p_opts.start_seq < 0 ||
+	    p->p_opts.drain_timeout_ms < 0 ||
 	    strchr(p->p_opts.content_type, '\r') ||
 	    strchr(p->p_opts.content_type, '\n')) {
 		free(p);
@@ -657,7 +737,8 @@ trickle_pub_create(trickle_pub **out, curlev *cv, const char *channel_url,
 				 pub_on_kick, p);
 	p->p_ev_retry = evtimer_new(base, pub_on_retry, p);
 	p->p_ev_end = event_new(base, -1, 0, pub_on_end, p);
-	if (!p->p_ev_kick || !p->p_ev_retry || !p->p_ev_end ||
+	p->p_ev_drain = evtimer_new(base, pub_on_drain, p);
+	if (!p->p_ev_kick || !p->p_ev_retry || !p->p_ev_end || !p->p_ev_drain ||
 	    event_add(p->p_ev_kick, NULL) != 0)
 		goto err_free;
 	pub_preconnect(p);
@@ -671,6 +752,8 @@ err_free:
 		event_free(p->p_ev_retry);
 	if (p->p_ev_end)
 		event_free(p->p_ev_end);
+	if (p->p_ev_drain)
+		event_free(p->p_ev_drain);
 	if (p->p_efd >= 0)
 		close(p->p_efd);
 	curl_slist_free_all(p->p_hdrs);
@@ -811,6 +894,8 @@ trickle_pub_close(trickle_pub *p)
 		return;
 	pthread_mutex_lock(&p->p_lock);
 	pub_feed_end(p);
+	if (!p->p_closing)
+		p->p_close_ms = clock_now_ms();
 	p->p_closing = true;
 	pthread_mutex_unlock(&p->p_lock);
 	pub_wake(p);
@@ -827,6 +912,7 @@ trickle_pub_destroy(trickle_pub **pp)
 	event_free(p->p_ev_kick);
 	event_free(p->p_ev_retry);
 	event_free(p->p_ev_end);
+	event_free(p->p_ev_drain);
 	pub_xfer_drop(p, p->p_pre);
 	pub_xfer_drop(p, p->p_del);
 	while ((g = p->p_head)) {

@@ -25,6 +25,11 @@ struct trickle_pub_opts {
 				   * dropped whole (4) */
 	bool preconnect;          /* open the POST of seq+1 early (true) */
 	bool delete_on_close;     /* DELETE the channel on close (true) */
+	int drain_timeout_ms;     /* after trickle_pub_close, how long the
+				   * queue may take to drain; then what is
+				   * left is aborted and counted in
+				   * drain_dropped* (5000; 0: abort at
+				   * once) */
 	int connect_timeout_ms;   /* TCP+TLS connect (5000) */
 	bool tls_verify;          /* verify https peers (true) */
 	const char *ca_file;      /* extra CA bundle, or NULL */
@@ -53,6 +58,8 @@ struct trickle_pub_stats {
 	uint64_t failed;         /* segments failed on the wire (dropped) */
 	uint64_t queued_bytes;   /* bytes waiting now */
 	uint64_t interim;        /* interim 1xx answers seen (100 Continue) */
+	uint64_t drain_dropped;  /* segments aborted at the drain deadline */
+	uint64_t drain_dropped_bytes; /* their bytes not yet sent then */
 	int64_t next_seq;        /* seq the next segment will get */
 	enum trickle_end end;
 };
@@ -86,7 +93,11 @@ int trickle_pub_segment_end(trickle_pub *p);
 /*
  * Ends the publisher cleanly: ends the open segment, lets the queue drain,
  * cancels the preconnect, DELETEs the channel (if delete_on_close), then
- * calls on_end. Idempotent, non-blocking, any thread.
+ * calls on_end. The drain is bounded by drain_timeout_ms from the first
+ * close: segments still queued or on the wire then are aborted, counted in
+ * drain_dropped / drain_dropped_bytes and logged in one warn line, and the
+ * close goes on (DELETE, bounded by its own 5 s timeout, then on_end with
+ * TRICKLE_END_LOCAL). Idempotent, non-blocking, any thread.
  */
 void trickle_pub_close(trickle_pub *p);
 

@@ -16,8 +16,6 @@
 #include "clock.h"
 #include "log.h"
 
-#define SUB_MAX_BACKOFF_MS 5000
-
 struct sub_xfer {
 	trickle_sub *x_sub;
 	CURL *x_easy;
@@ -97,6 +95,7 @@ trickle_sub_opts_default(struct trickle_sub_opts *o)
 	o->start_seq = -2;
 	o->max_retries = 5;
 	o->retry_delay_ms = 300;
+	o->max_backoff_ms = 5000;
 	o->request_timeout_ms = 30000;
 	o->silence_timeout_ms = 60000;
 	o->connect_timeout_ms = 5000;
@@ -455,7 +454,8 @@ sub_retry_at(trickle_sub *s, int64_t seq, int delay_ms)
 static void
 sub_fail(trickle_sub *s, int64_t seq, const char *what)
 {
-	int delay;
+	int64_t max = s->s_opts.max_backoff_ms;
+	int64_t delay;
 
 	s->s_fails++;
 	if (s->s_fails > s->s_opts.max_retries) {
@@ -466,14 +466,15 @@ sub_fail(trickle_sub *s, int64_t seq, const char *what)
 	}
 	s->s_st.retries++;
 	delay = s->s_opts.retry_delay_ms;
-	for (int i = 1; i < s->s_fails && delay < SUB_MAX_BACKOFF_MS; i++)
+	for (int i = 1; i < s->s_fails && delay < max; i++)
 		delay *= 2;
-	if (delay > SUB_MAX_BACKOFF_MS)
-		delay = SUB_MAX_BACKOFF_MS;
+	if (delay > max)
+		delay = max;
+	s->s_st.backoff_ms = (uint32_t)delay;
 	log_debug("trickle_sub", "retry name=%s seq=%" PRId64 " attempt=%d "
-		  "delay_ms=%d why=\"%s\"", sub_name(s), seq, s->s_fails, delay,
-		  what);
-	sub_retry_at(s, seq, delay);
+		  "delay_ms=%" PRId64 " why=\"%s\"", sub_name(s), seq,
+		  s->s_fails, delay, what);
+	sub_retry_at(s, seq, (int)delay);
 }
 
 /* The current transfer finished: decide what comes next. */
@@ -635,6 +636,7 @@ trickle_sub_create(trickle_sub **out, curlev *cv, const char *channel_url,
 		trickle_sub_opts_default(&s->s_opts);
 	if (s->s_opts.max_retries < 0 || s->s_opts.request_timeout_ms <= 0 ||
 	    s->s_opts.silence_timeout_ms <= 0 || s->s_opts.retry_delay_ms < 0 ||
+	    s->s_opts.max_backoff_ms <= 0 ||
 	    s->s_opts.connect_timeout_ms <= 0 || s->s_opts.start_seq < -2) {
 		free(s);
 		return -EINVAL;

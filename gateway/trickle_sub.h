@@ -34,7 +34,9 @@ bool trickle_sub_end_clean(enum trickle_end r);
 struct trickle_sub_opts {
 	int64_t start_seq;      /* first GET: -2 current (default), -1 next */
 	int max_retries;        /* consecutive failures before giving up (5) */
-	int retry_delay_ms;     /* first backoff, doubled, cap 5 s (300) */
+	int retry_delay_ms;     /* first backoff, doubled per failure up to
+				 * max_backoff_ms (300) */
+	int max_backoff_ms;     /* cap of the backoff; > 0 (5000) */
 	int request_timeout_ms; /* a request with no byte flowing this long is
 				 * aborted; waits for a first byte are re-issued
 				 * without counting a failure (30000; in
@@ -68,6 +70,7 @@ struct trickle_sub_stats {
 	uint64_t retries;    /* failed requests retried */
 	uint64_t jumps;      /* 470 answers followed to Lp-Trickle-Latest */
 	uint64_t reissues;   /* idle waits re-issued (timeout, no byte) */
+	uint32_t backoff_ms; /* delay of the last retry scheduled, 0 before */
 	int64_t seq;         /* seq of the segment being read, -1 before any */
 	enum trickle_end end;
 };
@@ -80,7 +83,7 @@ void trickle_sub_opts_default(struct trickle_sub_opts *o);
 /*
  * Starts subscribing to `channel_url` (http or https, no trailing seq). The
  * strings are copied. opts NULL = defaults. Returns 0, -EINVAL (bad URL or
- * options) or -ENOMEM. Loop thread; does not block.
+ * options, e.g. max_backoff_ms <= 0) or -ENOMEM. Loop thread; does not block.
  */
 int trickle_sub_create(trickle_sub **out, curlev *cv, const char *channel_url,
 		       const struct trickle_sub_opts *opts,

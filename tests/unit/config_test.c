@@ -52,6 +52,8 @@ config_defaults(void)
 	CHECK_EQ(c.crash_budget_window_s, 60);
 	CHECK_EQ(c.input_silence_s, 60);
 	CHECK_EQ(c.output_stall_s, 30);
+	CHECK_EQ(c.publish_drain_ms, 5000);
+	CHECK_EQ(c.subscribe_max_backoff_ms, 5000);
 	CHECK_EQ(c.on_worker_loss, CONFIG_LOSS_HOLD);
 	CHECK(c.processor == NULL);
 	CHECK(c.processor_config == NULL);
@@ -79,7 +81,8 @@ config_every_flag(void)
 		"--on-worker-loss", "passthrough", "--processor", "/x/p.so",
 		"--processor-config", "{\"a\":1}", "--capability-name", "cap",
 		"--auth-token", "s3cret", "--log-level", "debug",
-		"--mem-limit-mb", "512", "--pipeline", "live", "--version"));
+		"--mem-limit-mb", "512", "--pipeline", "live", "--version",
+		"--publish-drain-ms", "0", "--subscribe-max-backoff-ms=250"));
 	CHECK_STR(c.host, "127.0.0.1");
 	CHECK_EQ(c.port, 0);
 	CHECK_EQ(c.gpus, CONFIG_GPUS_LIST);
@@ -96,6 +99,8 @@ config_every_flag(void)
 	CHECK_EQ(c.crash_budget_window_s, 30);
 	CHECK_EQ(c.input_silence_s, 9);
 	CHECK_EQ(c.output_stall_s, 7);
+	CHECK_EQ(c.publish_drain_ms, 0);
+	CHECK_EQ(c.subscribe_max_backoff_ms, 250);
 	CHECK_EQ(c.on_worker_loss, CONFIG_LOSS_PASSTHROUGH);
 	CHECK_STR(c.processor, "/x/p.so");
 	CHECK(!c.processor_is_python);
@@ -120,6 +125,11 @@ config_every_flag(void)
 	config_free(&c);
 	CHECK_OK(PARSE(&c, no_env, err, "--gpus", "all"));
 	CHECK_EQ(c.gpus, CONFIG_GPUS_ALL);
+	config_free(&c);
+	CHECK_OK(PARSE(&c, no_env, err, "--publish-drain-ms", "60000",
+		"--subscribe-max-backoff-ms", "100"));
+	CHECK_EQ(c.publish_drain_ms, 60000);
+	CHECK_EQ(c.subscribe_max_backoff_ms, 100);
 	config_free(&c);
 }
 
@@ -177,6 +187,11 @@ config_bad_values(void)
 		{ "--auth-token", "", "--auth-token" },
 		{ "--log-level", "verbose", "--log-level" },
 		{ "--mem-limit-mb", "lots", "--mem-limit-mb" },
+		{ "--publish-drain-ms", "60001", "--publish-drain-ms" },
+		{ "--publish-drain-ms", "-1", "--publish-drain-ms" },
+		{ "--subscribe-max-backoff-ms", "99", "--subscribe-max-backoff-ms" },
+		{ "--subscribe-max-backoff-ms", "600001",
+		  "--subscribe-max-backoff-ms" },
 		{ "--bogus", "1", "--bogus" },
 	};
 	struct config c;
@@ -254,6 +269,7 @@ config_help_text(void)
 		"@FILE", "--capability-name", "CAPABILITY_NAME", "MODEL_ID",
 		"--auth-token", "AUTH_TOKEN", "--log-level", "--mem-limit-mb",
 		"--pipeline", "PIPELINE", "byoc", "--version", "--help",
+		"--publish-drain-ms", "--subscribe-max-backoff-ms",
 	};
 	char *buf = NULL;
 	size_t len = 0;

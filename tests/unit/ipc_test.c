@@ -1,14 +1,17 @@
 /*
  * ipc tests: the private runtime directory (mode, naming, no collisions,
- * removal), listen/dial with retry, send/receive with timeouts, the recv fd
- * for libevent, and the nng -> errno mapping.
+ * removal, the sweep of stale ones), listen/dial with retry, send/receive
+ * with timeouts, the recv fd for libevent, and the nng -> errno mapping.
  */
 #include "harness.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,6 +264,118 @@ ipc_peer_dies(void)
 	ipc_dir_destroy(&d);
 }
 
+/* A pid that is certainly dead now: a child that exited and was reaped. */
+static pid_t
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	CHECK_EQ(waitpid(pid, NULL, 0), pid);
+	CHECK(kill(pid, 0) < 0 && errno == ESRCH);
+	return pid;
+}
+
+/* Makes base/name (mode 0700) with a bound socket file "w0-1.ipc" in it. */
+static void
+mkdir_with_socket(const char *base, const char *name)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", base, name);
+	CHECK_OK(mkdir(path, 0700));
+	CHECK((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/w0-1.ipc",
+	                       path) < sizeof(a.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(fd >= 0);
+	CHECK_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	close(fd);
+}
+
+static bool
+exists(const char *base, const char *name)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", base, name);
+	return lstat(path, &st) == 0;
+}
+
+/*
+ * The directory of a SIGKILLed gateway (dead pid, socket inside) is removed;
+ * a live pid's, a symlink (and what it points to), another user's, one
+ * holding a non-socket file and a name not of our form are all left.
+ */
+static void
+ipc_dir_sweep_stale(void)
+{
+	const char *base = th_tmpdir();
+	char dead[64], dead2[64], live[64], link[64], other[64], file[64];
+	char odd[64], path[256], target[256];
+	pid_t gone = dead_pid();
+	ipc_dir *d;
+	int64_t t0;
+	FILE *f;
+
+	snprintf(dead, sizeof(dead), IPC_DIR_PREFIX "%d-0123456789abcdef",
+	         (int)gone);
+	snprintf(dead2, sizeof(dead2), IPC_DIR_PREFIX "%d-fedcba9876543210",
+	         (int)gone);
+	snprintf(live, sizeof(live), IPC_DIR_PREFIX "%d-0123456789abcdef",
+	         (int)getppid());
+	snprintf(link, sizeof(link), IPC_DIR_PREFIX "%d-1111111111111111",
+	         (int)gone);
+	snprintf(other, sizeof(other), IPC_DIR_PREFIX "%d-2222222222222222",
+	         (int)gone);
+	snprintf(file, sizeof(file), IPC_DIR_PREFIX "%d-3333333333333333",
+	         (int)gone);
+	snprintf(odd, sizeof(odd), IPC_DIR_PREFIX "%d-xyz", (int)gone);
+	mkdir_with_socket(base, dead);
+	mkdir_with_socket(base, live);
+	mkdir_with_socket(base, "target");
+	mkdir_with_socket(base, odd);
+	mkdir_with_socket(base, file);
+	snprintf(path, sizeof(path), "%s/%s/notes.txt", base, file);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fclose(f);
+	snprintf(target, sizeof(target), "%s/target", base);
+	snprintf(path, sizeof(path), "%s/%s", base, link);
+	CHECK_OK(symlink(target, path));
+	if (geteuid() == 0) {
+		mkdir_with_socket(base, other);
+		snprintf(path, sizeof(path), "%s/%s", base, other);
+		CHECK_OK(chown(path, 65534, 65534));
+	}
+
+	t0 = (clock_now_ns() / 1000);
+	CHECK_EQ(ipc_dir_sweep(base), 1);
+	printf("    sweep of %s: %lld us\n", base,
+	       (long long)((clock_now_ns() / 1000) - t0));
+	CHECK(!exists(base, dead));
+	CHECK(exists(base, live));
+	CHECK(exists(base, link));
+	CHECK(exists(base, "target/w0-1.ipc"));
+	CHECK(exists(base, odd));
+	CHECK(exists(base, file));
+	if (geteuid() == 0)
+		CHECK(exists(base, other));
+	CHECK_EQ(ipc_dir_sweep(base), 0);
+
+	/* ipc_dir_create sweeps first. */
+	mkdir_with_socket(base, dead2);
+	CHECK_OK(ipc_dir_create(&d, base));
+	CHECK(!exists(base, dead2));
+	CHECK(exists(base, live));
+	ipc_dir_destroy(&d);
+	CHECK_EQ(ipc_dir_sweep("/nonexistent-ctrickle-base"), -ENOENT);
+}
+
 static const struct th_case cases[] = {
     TH_CASE(ipc_err_mapping),
     TH_CASE(ipc_dir_mode_and_removal),
@@ -268,6 +383,7 @@ static const struct th_case cases[] = {
     TH_CASE(ipc_send_recv_timeouts),
     TH_CASE(ipc_dial_retries),
     TH_CASE(ipc_peer_dies),
+    TH_CASE(ipc_dir_sweep_stale),
     TH_END,
 };
 
