@@ -1,5 +1,6 @@
 /*
- * build/gateway: parses the flags, builds the frame ring, the worker pool,
+ * build/gateway: parses the flags, finds the GPUs and builds one frame ring
+ * per GPU (gpuplan: before any thread), the worker pool,
  * the stream manager and the HTTP API on one libevent loop, registers the
  * capability when ORCH_URL/ORCH_SECRET are set, and drains on SIGTERM:
  * streams stopped (stream_stopped, output closed), workers told to shut
@@ -19,6 +20,8 @@
 #include "clock.h"
 #include "config.h"
 #include "curlev.h"
+#include "gpuinfo.h"
+#include "gpuplan.h"
 #include "log.h"
 #include "metrics.h"
 #include "register.h"
@@ -35,7 +38,8 @@ struct gateway {
 	struct config cfg;
 	struct event_base *base;
 	metrics *metrics;
-	ring *ring;
+	gpuplan *plan;     /* rings; destroyed after every worker is reaped */
+	gpuinfo *gpuinfo;
 	curlev *cv;
 	streams *streams;
 	supervisor *sup;
@@ -92,30 +96,53 @@ gateway_registered(int result, void *arg)
 		log_info("gateway", "capability registered with the orchestrator");
 }
 
-/* Works out how many workers run where. Host only until the GPU path lands. */
+/*
+ * Discovery and the GPU plan: before any thread and the first nng call
+ * (discovery forks). Returns 0, or the exit status after printing why.
+ */
 static int
-gateway_plan_workers(const struct config *cfg, int **gpus_out)
+gateway_plan(struct gateway *g)
 {
-	int n = cfg->workers_per_gpu;
-	int *gpus;
+	const struct config *cfg = &g->cfg;
+	static const enum gpu_mode modes[] = {
+		[CONFIG_GPUS_AUTO] = GPU_MODE_AUTO, [CONFIG_GPUS_NONE] = GPU_MODE_NONE,
+		[CONFIG_GPUS_ALL] = GPU_MODE_ALL, [CONFIG_GPUS_LIST] = GPU_MODE_LIST,
+	};
+	struct gpuplan_params p = {
+		.req = { modes[cfg->gpus], cfg->gpu_list, cfg->n_gpus },
+		.workers_per_gpu = cfg->workers_per_gpu,
+		.ring_slots = cfg->ring_slots,
+		.ring_extra = GATEWAY_RING_EXTRA,
+		.max_width = cfg->max_width,
+		.max_height = cfg->max_height,
+	};
+	char err[256];
+	int rc;
 
-	if (cfg->gpus == CONFIG_GPUS_ALL || cfg->gpus == CONFIG_GPUS_LIST)
-		log_warn("gateway", "GPU placement is not available in this build; "
-		         "using the host ring gpus=%s", config_gpus_name(cfg->gpus));
-	gpus = malloc(sizeof(int) * (size_t)n);
-	if (!gpus)
-		return -ENOMEM;
-	for (int i = 0; i < n; i++)
-		gpus[i] = -1;
-	*gpus_out = gpus;
-	return n;
+	p.fake_gpus = gpuplan_parse_fake(getenv(GPUPLAN_FAKE_ENV));
+	if (p.fake_gpus < 0) {
+		fprintf(stderr, "gateway: %s must be 1..%d\n", GPUPLAN_FAKE_ENV,
+		        GPUPLAN_FAKE_MAX);
+		return 2;
+	}
+	rc = gpuplan_create(&g->plan, &p, err, sizeof(err));
+	if (rc == -ENODEV || rc == -EINVAL) {
+		fprintf(stderr, "gateway: cannot use the GPUs asked for: %s\n", err);
+		log_error("gateway", "cannot use the GPUs asked for: %s gpus=%s", err,
+		          config_gpus_name(cfg->gpus));
+		return 2;
+	}
+	if (rc < 0) {
+		log_error("gateway", "%s", err);
+		return 1;
+	}
+	return 0;
 }
 
 static int
 gateway_start(struct gateway *g)
 {
 	const struct config *cfg = &g->cfg;
-	struct ring_params rp = { 0 };
 	struct supervisor_config sc = { 0 };
 	struct streams_config stc = { 0 };
 	struct api_config ac = { 0 };
@@ -125,37 +152,34 @@ gateway_start(struct gateway *g)
 
 	if ((rc = metrics_create(&g->metrics)) < 0)
 		return rc;
-	if ((n = gateway_plan_workers(cfg, &gpus)) < 0)
-		return n;
-	rp.slot_count = (uint32_t)(n * cfg->ring_slots + GATEWAY_RING_EXTRA);
-	rp.max_width = (uint32_t)cfg->max_width;
-	rp.max_height = (uint32_t)cfg->max_height;
-	rp.backend = RING_BACKEND_HOST;
-	rp.device = -1;
-	if ((rc = ring_create(&g->ring, &rp)) < 0) {
-		log_error("gateway", "cannot create the frame ring slots=%u size=%dx%d err=%s; "
-		          "lower --ring-slots or --max-resolution", rp.slot_count,
-		          cfg->max_width, cfg->max_height, strerror(-rc));
+	n = gpuplan_nworkers(g->plan);
+	gpus = malloc(sizeof(int) * (size_t)n);
+	fds = malloc(sizeof(int) * (size_t)n);
+	if (!gpus || !fds) {
+		rc = -ENOMEM;
 		goto out;
 	}
+	/* Worker w: its GPU (CUDA_VISIBLE_DEVICES + --gpu 0) and that GPU's
+	   ring. */
+	for (int i = 0; i < n; i++) {
+		gpus[i] = gpuplan_worker_gpu(g->plan, i);
+		fds[i] = ring_fd(gpuplan_ring(g->plan,
+		                              gpuplan_group_of(g->plan, gpus[i])));
+	}
+	if ((rc = gpuinfo_create(&g->gpuinfo, NULL, 0)) < 0)
+		goto out;
 	if ((rc = curlev_create(&g->cv, g->base)) < 0)
 		goto out;
 	stc.base = g->base;
 	stc.cv = g->cv;
-	stc.ring = g->ring;
+	stc.plan = g->plan;
+	stc.gpuinfo = g->gpuinfo;
 	stc.metrics = g->metrics;
 	stc.cfg = cfg;
 	stc.tls_verify = !cfg->insecure_tls;
 	if ((rc = streams_create(&g->streams, &stc)) < 0)
 		goto out;
 
-	fds = malloc(sizeof(int) * (size_t)n);
-	if (!fds) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (int i = 0; i < n; i++)
-		fds[i] = ring_fd(g->ring);
 	sc.nworkers = n;
 	sc.gpus = gpus;
 	sc.ring_fds = fds;
@@ -167,6 +191,8 @@ gateway_start(struct gateway *g)
 	sc.frame_deadline_ms = (unsigned)cfg->frame_deadline_ms;
 	sc.cb = streams_supervisor_cbs();
 	sc.cb_arg = g->streams;
+	sc.ring_fallback = gpuplan_fallback;
+	sc.ring_fallback_arg = g->plan;
 	if ((rc = supervisor_create(&g->sup, g->base, &sc)) < 0) {
 		log_error("gateway", "cannot create the worker pool err=%s", strerror(-rc));
 		goto out;
@@ -224,7 +250,8 @@ gateway_stop(struct gateway *g)
 	streams_destroy(&g->streams);
 	supervisor_destroy(&g->sup);
 	curlev_destroy(&g->cv);
-	ring_destroy(&g->ring);
+	gpuinfo_destroy(&g->gpuinfo);
+	gpuplan_destroy(&g->plan); /* the workers are reaped: rings may go */
 	metrics_destroy(&g->metrics);
 	if (g->drain_timer)
 		event_free(g->drain_timer);
@@ -261,11 +288,16 @@ main(int argc, char **argv, char **envp)
 	}
 	log_set_level(g.cfg.log_level);
 	log_set_tag("gateway");
+	if ((rc = gateway_plan(&g)) != 0) {
+		config_free(&g.cfg);
+		return rc;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	g.base = event_base_new();
 	if (!g.base) {
 		log_error("gateway", "cannot create the event loop");
+		gpuplan_destroy(&g.plan);
 		config_free(&g.cfg);
 		return 1;
 	}

@@ -4,7 +4,8 @@
  * (loop thread), with at most STREAM_MAX_INFLIGHT frames at the worker and a
  * depth-1 drop-oldest queue in front of it. Also what happens when the worker
  * dies: in-flight frames are re-sent once to the next worker, and meanwhile
- * output follows --on-worker-loss. Lifecycle and events are streams.c's.
+ * output follows --on-worker-loss. Lifecycle and events are streams.c's;
+ * audio is stream_audio.c's; CUDA slot copies are stream_gpu.c's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,9 +13,7 @@
 
 #include <libavutil/buffer.h>
 #include <libavutil/error.h>
-#include <libavutil/channel_layout.h>
 #include <libavutil/mathematics.h>
-#include <libavutil/samplefmt.h>
 
 #include "clock.h"
 #include "frame_processor.h"
@@ -76,7 +75,7 @@ static AVFrame *
 stream_slot_frame(struct stream *s, uint32_t slot, uint32_t gen,
                   const struct ring_frame *lay, int64_t pts, AVRational tb)
 {
-	ring *r = s->ss->cfg.ring;
+	ring *r = s->ring;
 	struct stream_slot_ref *ref;
 	AVFrame *fr = NULL;
 	uint8_t *base;
@@ -84,11 +83,23 @@ stream_slot_frame(struct stream *s, uint32_t slot, uint32_t gen,
 
 	if (ring_slot_ptr(r, slot, gen, &base, &size) < 0)
 		goto err_release;
+	if (s->cuda) {
+		/* Device memory: a pinned host copy, the slot goes back now. */
+		fr = stream_gpu_download(s, base, lay);
+		ring_release(r, slot, gen);
+		if (fr) {
+			fr->pts = pts;
+			fr->time_base = tb;
+		}
+		return fr;
+	}
 	fr = av_frame_alloc();
 	if (!fr)
 		goto err_release;
 	/* One ref per slot, owned by the manager: a held slot has one holder. */
-	ref = &s->ss->slot_refs[slot];
+	ref = streams_slot_ref(s->ss, r, slot);
+	if (!ref)
+		goto err_release;
 	*ref = (struct stream_slot_ref){ r, slot, gen };
 	fr->buf[0] = av_buffer_create(base, size, stream_slot_free, ref, 0);
 	if (!fr->buf[0])
@@ -125,9 +136,9 @@ stream_frame_release(struct stream *s, struct stream_frame *f)
 {
 	if (!f->used)
 		return;
-	ring_release(s->ss->cfg.ring, f->in_slot, f->in_gen);
+	ring_release(s->ring, f->in_slot, f->in_gen);
 	if (f->out_gen)
-		ring_release(s->ss->cfg.ring, f->out_slot, f->out_gen);
+		ring_release(s->ring, f->out_slot, f->out_gen);
 	f->used = false;
 }
 
@@ -191,7 +202,7 @@ static int
 stream_dec_video(void *opaque, AVFrame *frame)
 {
 	struct stream *s = opaque;
-	ring *r = s->ss->cfg.ring;
+	ring *r = s->ring;
 	struct stream_frame f = { .used = true };
 	struct ring_frame lay;
 	uint8_t *base, *plane[4] = { 0 };
@@ -223,8 +234,11 @@ stream_dec_video(void *opaque, AVFrame *frame)
 		plane[p] = base + lay.offset[p];
 		stride[p] = (int)lay.stride[p];
 	}
-	rc = convert_to_planes(s->conv, frame, (enum fp_pixfmt)f.format,
-	                       (int)f.width, (int)f.height, plane, stride);
+	if (s->cuda) /* never write a device slot through its pointer */
+		rc = stream_gpu_upload(s, frame, base, &lay);
+	else
+		rc = convert_to_planes(s->conv, frame, (enum fp_pixfmt)f.format,
+		                       (int)f.width, (int)f.height, plane, stride);
 	if (rc < 0) {
 		ring_release(r, f.in_slot, f.in_gen);
 		stream_count_drop(s, &s->drop_ring, s->ss->c_drop_ring);
@@ -372,7 +386,7 @@ stream_enc_done(void *opaque, int status)
 
 /* ---- loop thread ----------------------------------------------------------- */
 
-static encoder *
+encoder *
 stream_encoder(struct stream *s)
 {
 	encoder *e;
@@ -416,7 +430,7 @@ stream_loss_policy(struct stream *s, struct stream_frame *f)
 		break;
 	case CONFIG_LOSS_PASSTHROUGH:
 		if (ring_frame_layout(f->format, f->width, f->height,
-		                      ring_slot_bytes(s->ss->cfg.ring), &lay) == 0 &&
+		                      ring_slot_bytes(s->ring), &lay) == 0 &&
 		    (fr = stream_slot_frame(s, f->in_slot, f->in_gen, &lay, f->pts, f->tb))) {
 			f->used = false; /* the AVFrame owns the slot now */
 			stream_emit_frame(s, fr, false);
@@ -426,7 +440,7 @@ stream_loss_policy(struct stream *s, struct stream_frame *f)
 	default:
 		break;
 	}
-	ring_release(s->ss->cfg.ring, f->in_slot, f->in_gen);
+	ring_release(s->ring, f->in_slot, f->in_gen);
 	f->used = false;
 }
 
@@ -434,7 +448,7 @@ stream_loss_policy(struct stream *s, struct stream_frame *f)
 static int
 stream_send_frame(struct stream *s, struct stream_frame *f, uint32_t flags)
 {
-	ring *r = s->ss->cfg.ring;
+	ring *r = s->ring;
 	struct msg m = { .type = MSG_FRAME };
 	int rc;
 
@@ -503,7 +517,7 @@ stream_fly_empty(const struct stream *s)
 void
 stream_pump(struct stream *s)
 {
-	ring *r = s->ss->cfg.ring;
+	ring *r = s->ring;
 	struct stream_frame f, *slot;
 	int rc;
 
@@ -568,7 +582,7 @@ stream_find_fly(struct stream *s, uint64_t seq)
 void
 stream_on_result(struct stream *s, const struct msg_result *m)
 {
-	ring *r = s->ss->cfg.ring;
+	ring *r = s->ring;
 	struct stream_frame *f = stream_find_fly(s, m->seq);
 	uint32_t res_slot, res_gen, other_slot, other_gen;
 	struct ring_frame lay;
@@ -662,7 +676,7 @@ stream_on_drop(struct stream *s, const struct msg_drop *m)
 void
 stream_worker_lost(struct stream *s, const struct supervisor_death *d)
 {
-	ring *r = s->ss->cfg.ring;
+	ring *r = s->ring;
 	struct ring_slot_info si;
 
 	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++) {
@@ -781,160 +795,13 @@ stream_abandon_fly(struct stream *s)
 	stream_pump(s);
 }
 
-/* ---- audio through the worker (loop thread) -------------------------------- */
-
-static int
-stream_fp_samplefmt(int av)
-{
-	switch (av) {
-	case AV_SAMPLE_FMT_S16:  return FP_SAMPLE_S16;
-	case AV_SAMPLE_FMT_FLT:  return FP_SAMPLE_FLT;
-	case AV_SAMPLE_FMT_FLTP: return FP_SAMPLE_FLTP;
-	case AV_SAMPLE_FMT_S16P: return FP_SAMPLE_S16P;
-	default:                 return -1;
-	}
-}
-
-static int
-stream_av_samplefmt(uint32_t fp)
-{
-	switch (fp) {
-	case FP_SAMPLE_S16:  return AV_SAMPLE_FMT_S16;
-	case FP_SAMPLE_FLT:  return AV_SAMPLE_FMT_FLT;
-	case FP_SAMPLE_FLTP: return AV_SAMPLE_FMT_FLTP;
-	case FP_SAMPLE_S16P: return AV_SAMPLE_FMT_S16P;
-	default:             return AV_SAMPLE_FMT_NONE;
-	}
-}
-
-/* Sends one audio frame to the stream's worker as AUDIO (planes back to back). */
-static int
-stream_send_audio(struct stream *s, const AVFrame *fr)
-{
-	int fmt = stream_fp_samplefmt(fr->format);
-	int ch = fr->ch_layout.nb_channels;
-	int planar = av_sample_fmt_is_planar(fr->format);
-	size_t plane = (size_t)fr->nb_samples * (size_t)av_get_bytes_per_sample(fr->format) *
-	               (size_t)(planar ? 1 : ch);
-	struct msg m = { .type = MSG_AUDIO };
-	uint8_t *buf;
-	int rc;
-
-	if (fmt < 0 || ch <= 0 || ch > 8 || fr->nb_samples <= 0 || fr->sample_rate <= 0 ||
-	    fr->time_base.den <= 0 || plane * (size_t)(planar ? ch : 1) > MSG_MAX_BIN)
-		return -ENOTSUP;
-	buf = malloc(plane * (size_t)(planar ? ch : 1));
-	if (!buf)
-		return -ENOMEM;
-	for (int c = 0; c < (planar ? ch : 1); c++)
-		memcpy(buf + (size_t)c * plane, fr->extended_data[c], plane);
-	m.u.audio = (struct msg_audio){
-		.stream = s->id, .seq = ++s->audio_seq, .pts = fr->pts,
-		.tb_num = (uint32_t)fr->time_base.num, .tb_den = (uint32_t)fr->time_base.den,
-		.sample_rate = (uint32_t)fr->sample_rate, .channels = (uint32_t)ch,
-		.format = (uint32_t)fmt, .nb_samples = (uint32_t)fr->nb_samples,
-		.data = { buf, (uint32_t)(plane * (size_t)(planar ? ch : 1)) },
-	};
-	rc = supervisor_send(s->ss->cfg.sup, s->worker, &m);
-	free(buf);
-	if (rc == 0)
-		s->audio_inflight++;
-	return rc;
-}
-
-/*
- * Moves the audio the decoder queued to the worker; while no worker serves
- * the stream (or one cannot take it), audio goes to the encoder unchanged.
- */
-void
-stream_pump_audio(struct stream *s)
-{
-	encoder *e = stream_encoder(s);
-	AVFrame *fr;
-
-	for (;;) {
-		pthread_mutex_lock(&s->lock);
-		fr = NULL;
-		if (s->aq_len) {
-			fr = s->aq[s->aq_head];
-			s->aq[s->aq_head] = NULL;
-			s->aq_head = (s->aq_head + 1) % STREAM_AUDIO_QUEUE;
-			s->aq_len--;
-		}
-		pthread_mutex_unlock(&s->lock);
-		if (!fr)
-			break;
-		if (s->ending || s->worker < 0 || !atomic_load(&s->audio_worker) ||
-		    stream_send_audio(s, fr) < 0) {
-			if (!s->ending && e && encoder_push_audio(e, fr, false) < 0)
-				atomic_fetch_add(&s->audio_drops, 1);
-		}
-		av_frame_free(&fr);
-	}
-}
-
-/* The worker's processed audio: validated, then to the encoder. */
-static void
-stream_audio_out_push(struct stream *s, const struct msg_audio_out *m)
-{
-	int fmt = stream_av_samplefmt(m->format);
-	encoder *e = stream_encoder(s);
-	AVFrame *fr;
-	size_t plane;
-	int planar;
-
-	if (m->nb_samples == 0)
-		return; /* the plugin dropped it */
-	if (fmt == AV_SAMPLE_FMT_NONE || m->channels == 0 || m->channels > 8 ||
-	    m->sample_rate == 0 || m->sample_rate > 384000 || m->tb_num == 0 ||
-	    m->tb_den == 0 || m->nb_samples > MSG_MAX_BIN) {
-		atomic_fetch_add(&s->audio_drops, 1);
-		return;
-	}
-	planar = av_sample_fmt_is_planar(fmt);
-	plane = (size_t)m->nb_samples * (size_t)av_get_bytes_per_sample(fmt) *
-	        (planar ? 1 : m->channels);
-	if (plane * (planar ? m->channels : 1) != m->data.len || !e) {
-		atomic_fetch_add(&s->audio_drops, 1);
-		return;
-	}
-	fr = av_frame_alloc();
-	if (!fr)
-		return;
-	fr->format = fmt;
-	fr->sample_rate = (int)m->sample_rate;
-	fr->nb_samples = (int)m->nb_samples;
-	av_channel_layout_default(&fr->ch_layout, (int)m->channels);
-	if (av_frame_get_buffer(fr, 0) < 0) {
-		av_frame_free(&fr);
-		return;
-	}
-	for (uint32_t c = 0; c < (planar ? m->channels : 1); c++)
-		memcpy(fr->extended_data[c], m->data.ptr + c * plane, plane);
-	fr->pts = m->pts;
-	fr->time_base = (AVRational){ (int)m->tb_num, (int)m->tb_den };
-	if (encoder_push_audio(e, fr, false) < 0)
-		atomic_fetch_add(&s->audio_drops, 1);
-	else
-		s->audio_back++;
-	av_frame_free(&fr);
-}
-
-void
-stream_on_audio_out(struct stream *s, const struct msg_audio_out *m)
-{
-	stream_audio_out_push(s, m);
-	if (s->audio_inflight > 0 && --s->audio_inflight == 0 && s->input_done)
-		stream_pump(s); /* the end of the stream waited for this audio */
-}
-
 /* Releases every slot the stream holds (pending, in flight, hold frame). */
 void
 stream_release_frames(struct stream *s)
 {
 	pthread_mutex_lock(&s->lock);
 	if (s->pending.used)
-		ring_release(s->ss->cfg.ring, s->pending.in_slot, s->pending.in_gen);
+		ring_release(s->ring, s->pending.in_slot, s->pending.in_gen);
 	s->pending.used = false;
 	while (s->aq_len) {
 		av_frame_free(&s->aq[s->aq_head]);
@@ -999,7 +866,7 @@ stream_defer_fly(struct stream *s)
 
 	if (d) {
 		d->ss = s->ss;
-		d->r = s->ss->cfg.ring;
+		d->r = s->ring;
 		d->ev = evtimer_new(s->ss->cfg.base, stream_deferred_cb, d);
 	}
 	for (int i = 0; i < STREAM_MAX_INFLIGHT; i++) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <libavutil/buffer.h>
 #include <libavutil/frame.h>
 
 #include "config.h"
@@ -19,6 +20,7 @@
 #include "curlev.h"
 #include "decode.h"
 #include "encode.h"
+#include "gpuplan.h"
 #include "metrics.h"
 #include "params.h"
 #include "ring.h"
@@ -37,6 +39,22 @@
 struct stream_slot_ref {
 	ring *r;
 	uint32_t slot, gen;
+};
+
+/*
+ * CUDA resources of a stream whose ring is a CUDA ring (stream_gpu.c): the
+ * decoder thread converts into pinned staging and uploads on its own CUDA
+ * stream; the loop thread downloads results into pinned pool buffers on
+ * another. Created with the stream, freed after its decoder thread ended.
+ */
+struct stream_cuda {
+	int device;              /* CUDA ordinal in the gateway */
+	uint64_t slot_bytes;     /* staging and pool buffer size */
+	void *up_stream;         /* decoder thread: H2D copies */
+	void *up_staging;        /* decoder thread: pinned, slot_bytes */
+	void *down_stream;       /* loop thread: D2H copies */
+	AVBufferPool *down_pool; /* loop thread: pinned, slot_bytes each */
+	bool up_failed, down_failed; /* logged once */
 };
 
 /* One frame between decode and encode; names its ring slots. */
@@ -73,6 +91,12 @@ struct stream {
 	/* target of conditioning, read by the decoder thread */
 	_Atomic uint32_t width, height;
 	_Atomic uint32_t format;  /* enum fp_pixfmt the worker wants */
+
+	/* where its frames live, for its whole life: the ring of its GPU */
+	ring *ring;
+	int group;                /* gpuplan group (GPU index, 0: host plan) */
+	int gpu;                  /* CUDA ordinal of its workers, -1: host */
+	struct stream_cuda *cuda; /* NULL unless ring is a CUDA ring */
 
 	/* worker assignment (loop thread) */
 	int worker;               /* -1: none */
@@ -143,7 +167,8 @@ struct streams {
 	struct stream *list;       /* running */
 	struct stream *dying;      /* ended, output channels still closing */
 	struct stream_deferred *deferred; /* slots waiting out the frame deadline */
-	struct stream_slot_ref *slot_refs; /* one per ring slot (wrapped slots) */
+	struct streams_refs *refs; /* per ring: one ref per slot (wrapped slots) */
+	int nrefs;
 	uint32_t next_id;
 	unsigned nrunning;
 	unsigned nending;          /* ended, being torn down */
@@ -156,6 +181,12 @@ struct streams {
 	metrics_series *c_in, *c_out, *c_resent, *c_lost;
 	metrics_series *c_drop_rate, *c_drop_queue, *c_drop_ring, *c_drop_worker;
 	metrics_series *c_latency;
+};
+
+/* The slot refs of one ring (every ring of the plan, host and CUDA). */
+struct streams_refs {
+	ring *r;
+	struct stream_slot_ref *ref; /* ring_slot_count(r) entries */
 };
 
 /* Adds n to a live total; s may be NULL (no metrics). Any thread. */
@@ -184,12 +215,45 @@ void stream_deferred_flush(struct streams *ss);
 void stream_abandon_fly(struct stream *s);
 void stream_frame_release(struct stream *s, struct stream_frame *f);
 
+/* ---- stream_audio.c: audio through the worker (loop thread) ------------- */
+
+encoder *stream_encoder(struct stream *s);
+
+/* ---- stream_gpu.c: frames into and out of CUDA slots ---------------------- */
+
+/* Sets s->cuda when s->ring is a CUDA ring (nothing of CUDA is called yet).
+   Returns 0 or -ENOMEM. Loop thread, at start. */
+int stream_gpu_open(struct stream *s, bool cuda, int device);
+/* Frees the CUDA streams and staging; pool buffers still queued at the
+   encoder go when their last reference does. After the decoder thread
+   ended. NULL-safe on s->cuda. */
+void stream_gpu_close(struct stream *s);
+/* Decoder thread: converts frame into pinned staging, uploads it into the
+   device slot at slot_base laid out as *lay, and waits for the copy.
+   Returns 0 or -errno (the frame is then dropped). */
+int stream_gpu_upload(struct stream *s, AVFrame *frame, uint8_t *slot_base,
+                      const struct ring_frame *lay);
+/* Loop thread: downloads the device slot at slot_base (laid out as *lay)
+   into a pinned pool buffer and waits; returns a new AVFrame, or NULL. */
+AVFrame *stream_gpu_download(struct stream *s, const uint8_t *slot_base,
+                             const struct ring_frame *lay);
+
 /* ---- streams.c: lifecycle and events, used by stream.c -------------------- */
+
+/* The ref of `slot` in ring r (streams_create made one table per ring). */
+struct stream_slot_ref *streams_slot_ref(streams *ss, ring *r, uint32_t slot);
+
 
 /* Sends one event {"event":{type,timestamp,...extra},"queue_event_type":q}.
    extra (may be NULL) is stolen. */
 void streams_emit(struct stream *s, const char *type, const char *queue,
                   json_t *extra);
+/* The running stream with this wire id / served by this worker, or NULL. */
+struct stream *streams_find_id(streams *ss, uint32_t id);
+struct stream *streams_of_worker(streams *ss, int worker);
+/* streams_sup.c: where a new stream goes: *group and an idle worker of it.
+   Returns the worker, or -EBUSY (no idle worker anywhere). */
+int streams_place(streams *ss, int *group);
 /* The running stream with this gateway_request_id, or NULL. */
 struct stream *streams_find(streams *ss, const char *request_id);
 /* API backend ops that change streams (streams.c; the table: streams_api.c). */

@@ -90,7 +90,7 @@ streams_find(streams *ss, const char *request_id)
 	return NULL;
 }
 
-static struct stream *
+struct stream *
 streams_find_id(streams *ss, uint32_t id)
 {
 	for (struct stream *s = ss->list; s; s = s->next)
@@ -99,7 +99,7 @@ streams_find_id(streams *ss, uint32_t id)
 	return NULL;
 }
 
-static struct stream *
+struct stream *
 streams_of_worker(streams *ss, int worker)
 {
 	for (struct stream *s = ss->list; s; s = s->next)
@@ -307,16 +307,20 @@ streams_free(struct stream *s)
 
 		trickle_pub_get_stats(s->out, &st);
 		log_info("stream", "output totals stream=%s segments=%llu bytes=%llu "
-		         "dropped_queue=%llu failed=%llu retries=%llu",
+		         "dropped_queue=%llu failed=%llu retries=%llu "
+		         "drain_dropped=%llu drain_dropped_bytes=%llu",
 		         s->request_id, (unsigned long long)st.segments,
 		         (unsigned long long)st.bytes_out,
 		         (unsigned long long)st.dropped_queue,
-		         (unsigned long long)st.failed, (unsigned long long)st.retries);
+		         (unsigned long long)st.failed, (unsigned long long)st.retries,
+		         (unsigned long long)st.drain_dropped,
+		         (unsigned long long)st.drain_dropped_bytes);
 	}
 	trickle_pub_destroy(&s->out);
 	trickle_chan_pub_destroy(&s->ev);
 	trickle_chan_pub_destroy(&s->data);
 	convert_destroy(&s->conv);
+	stream_gpu_close(s); /* the decoder thread is gone */
 	if (s->wake)
 		event_free(s->wake);
 	if (s->tick)
@@ -596,15 +600,17 @@ streams_open_io(struct stream *s)
 	 * until --input-silence ends it, not after a count of tries: with the
 	 * defaults (5 tries, 0.3 s doubling) a 2 s outage got its next try at
 	 * 4.5 s, past a 4 s silence budget. First retry after 100 ms, then
-	 * doubling to the 5 s cap.
+	 * doubling to --subscribe-max-backoff-ms (5 s).
 	 */
 	so.retry_delay_ms = 100;
 	so.max_retries = 1 + (cfg->input_silence_s * 1000) / 100;
 	so.tls_verify = ss->cfg.tls_verify;
 	so.name = s->request_id;
+	so.max_backoff_ms = cfg->subscribe_max_backoff_ms;
 	trickle_pub_opts_default(&po);
 	po.tls_verify = ss->cfg.tls_verify;
 	po.name = s->request_id;
+	po.drain_timeout_ms = cfg->publish_drain_ms;
 
 	if (s->url_ev) {
 		struct trickle_chan_pub_cbs cb = { streams_ev_error, streams_ev_end };
@@ -656,7 +662,7 @@ streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t ca
 	const struct config *cfg = ss->cfg.cfg;
 	struct stream *s, *old;
 	struct timeval tv = { 0, STREAMS_TICK_MS * 1000 };
-	int worker, rc;
+	int worker, group = 0, rc;
 
 	if (ss->draining) {
 		snprintf(msg, cap, "the server is shutting down");
@@ -669,7 +675,7 @@ streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t ca
 	if ((old = streams_find(ss, req->request_id)))
 		streams_end(old, "replaced by a new start", false);
 	if ((int)ss->nrunning >= supervisor_capacity(ss->cfg.sup) ||
-	    (worker = supervisor_pick(ss->cfg.sup)) < 0) {
+	    (worker = streams_place(ss, &group)) < 0) {
 		snprintf(msg, cap, "Pipeline is still in use: no free worker (capacity %d)",
 		         supervisor_capacity(ss->cfg.sup));
 		return -EBUSY;
@@ -680,6 +686,9 @@ streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t ca
 	s->ss = ss;
 	s->id = ++ss->next_id;
 	s->worker = -1;
+	s->group = group;
+	s->gpu = gpuplan_group_gpu(ss->cfg.plan, group);
+	s->ring = gpuplan_ring(ss->cfg.plan, group);
 	pthread_mutex_init(&s->lock, NULL);
 	s->request_id = strdup(req->request_id);
 	s->url_in = streams_dup(req->subscribe_url);
@@ -702,6 +711,8 @@ streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t ca
 	s->wake = event_new(ss->cfg.base, -1, 0, stream_wake_cb, s);
 	s->tick = event_new(ss->cfg.base, -1, EV_PERSIST, streams_tick_cb, s);
 	rc = convert_create(&s->conv);
+	if (rc == 0)
+		rc = stream_gpu_open(s, gpuplan_is_cuda(ss->cfg.plan, group), s->gpu);
 	if (!s->request_id || !s->start_params || !s->wake || !s->tick || rc < 0) {
 		rc = -ENOMEM;
 		goto err_free;
@@ -723,9 +734,9 @@ streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t ca
 		return rc == -EBUSY || rc == -EAGAIN ? -EIO : rc;
 	}
 	event_add(s->tick, &tv);
-	log_info("stream", "stream started stream=%s id=%u in=%s out=%s worker=%d",
-	         s->request_id, s->id, s->url_in ? "yes" : "no",
-	         s->url_out ? "yes" : "no", worker);
+	log_info("stream", "stream started stream=%s id=%u in=%s out=%s worker=%d gpu=%d "
+	         "ring=%s", s->request_id, s->id, s->url_in ? "yes" : "no",
+	         s->url_out ? "yes" : "no", worker, s->gpu, s->cuda ? "cuda" : "host");
 	streams_heartbeat(s);
 	return 0;
 
@@ -768,167 +779,6 @@ streams_op_stop(void *ctx, const char *stream_id, char *msg, size_t cap)
 	return 0;
 }
 
-/* ---- supervisor callbacks --------------------------------------------------------- */
-
-static void
-streams_sup_ready(void *arg, int worker)
-{
-	streams *ss = arg;
-
-	ss->any_ready = true;
-	/* A stream waiting for a worker (none was idle when it lost one). */
-	for (struct stream *s = ss->list; s; s = s->next) {
-		if (!s->ending && s->worker < 0) {
-			if (stream_assign(s, worker) == 0)
-				return;
-		}
-	}
-}
-
-static void
-streams_sup_result(void *arg, int worker, const struct msg_result *m)
-{
-	struct stream *s = streams_find_id(arg, m->stream);
-
-	if (s && !s->ending && s->worker == worker)
-		stream_on_result(s, m);
-}
-
-static void
-streams_sup_drop(void *arg, int worker, const struct msg_drop *m)
-{
-	struct stream *s = streams_find_id(arg, m->stream);
-
-	if (s && !s->ending && s->worker == worker)
-		stream_on_drop(s, m);
-}
-
-static void
-streams_sup_audio_out(void *arg, int worker, const struct msg_audio_out *m)
-{
-	struct stream *s = streams_find_id(arg, m->stream);
-
-	if (s && !s->ending && s->worker == worker)
-		stream_on_audio_out(s, m);
-}
-
-static void
-streams_sup_event(void *arg, int worker, const struct msg_event *m)
-{
-	struct stream *s = streams_find_id(arg, m->stream);
-	json_t *ev;
-
-	if (!s || s->ending || s->worker != worker || !s->ev)
-		return;
-	ev = json_loadb(m->json.ptr, m->json.len, 0, NULL);
-	if (!json_is_object(ev)) {
-		json_decref(ev);
-		return;
-	}
-	json_t *root = json_pack("{s:o,s:s}", "event", ev,
-	                         "queue_event_type", "custom_monitoring_event");
-	char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
-
-	if (text)
-		trickle_chan_pub_send(s->ev, text, strlen(text));
-	free(text);
-	json_decref(root);
-}
-
-static void
-streams_sup_data(void *arg, int worker, const struct msg_data *m)
-{
-	struct stream *s = streams_find_id(arg, m->stream);
-
-	if (s && !s->ending && s->worker == worker && s->data)
-		trickle_chan_pub_send(s->data, m->line.ptr, m->line.len);
-}
-
-static void
-streams_sup_error(void *arg, int worker, const struct msg_error *m)
-{
-	struct stream *s = streams_find_id(arg, m->stream);
-
-	log_warn("stream", "worker reported an error stream=%s worker=%d code=%d msg=\"%.*s\"",
-	         s ? s->request_id : "-", worker, m->code, (int)m->message.len,
-	         m->message.ptr);
-}
-
-/* The worker applied an update: once all are answered, it is known good. */
-static void
-streams_sup_params_ack(void *arg, int worker, const struct msg_params_ack *m)
-{
-	struct stream *s = streams_of_worker(arg, worker);
-
-	if (!s || s->id != m->stream || !s->params_unacked)
-		return;
-	if (--s->params_unacked == 0 && s->last_params) {
-		char *dup = strdup(s->last_params);
-
-		if (dup) {
-			free(s->acked_params);
-			s->acked_params = dup;
-		}
-	}
-}
-
-static void
-streams_sup_death(void *arg, const struct supervisor_death *d)
-{
-	streams *ss = arg;
-	const struct config *cfg = ss->cfg.cfg;
-	struct stream *s = streams_of_worker(ss, d->worker);
-	int64_t now = clock_now_ns(), window;
-	unsigned recent = 0;
-	int w;
-
-	ring_reclaim(ss->cfg.ring, d->pid, s ? RING_RECLAIM_HOLD : RING_RECLAIM_FREE);
-	if (ss->m_restarts) {
-		char id[16];
-		const char *lv[] = { id };
-
-		snprintf(id, sizeof(id), "%d", d->worker);
-		metrics_counter_add(metrics_series_get(ss->m_restarts, lv), 1);
-	}
-	if (!s)
-		return;
-	stream_worker_lost(s, d);
-	/* crash budget: N deaths within the window end this stream only */
-	s->death_ns[s->ndeaths++ % STREAM_DEATH_WINDOW] = now;
-	window = (int64_t)cfg->crash_budget_window_s * 1000000000LL;
-	for (unsigned i = 0; i < STREAM_DEATH_WINDOW && i < s->ndeaths; i++)
-		if (now - s->death_ns[i] <= window)
-			recent++;
-	if ((int)recent >= cfg->crash_budget_deaths) {
-		char why[128];
-
-		snprintf(why, sizeof(why), "crash budget exhausted: %u worker deaths in %d s",
-		         recent, cfg->crash_budget_window_s);
-		streams_end(s, why, true);
-		return;
-	}
-	log_warn("stream", "stream lost its worker stream=%s worker=%d reason=\"%s\"",
-	         s->request_id, d->worker, d->reason ? d->reason : "");
-	if ((w = supervisor_pick(ss->cfg.sup)) >= 0)
-		stream_assign(s, w);
-}
-
-struct supervisor_callbacks
-streams_supervisor_cbs(void)
-{
-	return (struct supervisor_callbacks){
-		.on_ready = streams_sup_ready,
-		.on_result = streams_sup_result,
-		.on_drop = streams_sup_drop,
-		.on_audio_out = streams_sup_audio_out,
-		.on_event = streams_sup_event,
-		.on_data = streams_sup_data,
-		.on_error = streams_sup_error,
-		.on_params_ack = streams_sup_params_ack,
-		.on_death = streams_sup_death,
-	};
-}
-
 /* ---- manager ---------------------------------------------------------------------- */
 
 int
@@ -939,11 +789,9 @@ streams_create(streams **out, const struct streams_config *cfg)
 	if (!ss)
 		return -ENOMEM;
 	ss->cfg = *cfg;
-	ss->slot_refs = calloc(cfg->ring ? ring_slot_count(cfg->ring) : 1,
-	                       sizeof(*ss->slot_refs));
-	if (!ss->slot_refs) {
+	if (!cfg->plan) {
 		free(ss);
-		return -ENOMEM;
+		return -EINVAL;
 	}
 	if (cfg->metrics) {
 		metrics *m = cfg->metrics;
@@ -991,6 +839,30 @@ streams_create(streams **out, const struct streams_config *cfg)
 	return 0;
 }
 
+struct stream_slot_ref *
+streams_slot_ref(streams *ss, ring *r, uint32_t slot)
+{
+	struct streams_refs *n;
+	int i;
+
+	for (i = 0; i < ss->nrefs && ss->refs[i].r != r; i++)
+		;
+	if (i == ss->nrefs) {
+		/* A ring seen for the first time (rings are few, never freed
+		   before the manager). */
+		n = realloc(ss->refs, sizeof(*n) * (size_t)(ss->nrefs + 1));
+		if (!n)
+			return NULL;
+		ss->refs = n;
+		n[i].r = r;
+		n[i].ref = calloc(ring_slot_count(r), sizeof(*n[i].ref));
+		if (!n[i].ref)
+			return NULL;
+		ss->nrefs++;
+	}
+	return slot < ring_slot_count(r) ? &ss->refs[i].ref[slot] : NULL;
+}
+
 void
 streams_set_supervisor(streams *ss, supervisor *sup)
 {
@@ -1036,7 +908,9 @@ streams_destroy(streams **p)
 		streams_free(ss->dying);
 	}
 	stream_deferred_flush(ss);
-	free(ss->slot_refs);
+	for (int i = 0; i < ss->nrefs; i++)
+		free(ss->refs[i].ref);
+	free(ss->refs);
 	free(ss);
 	*p = NULL;
 }

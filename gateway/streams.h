@@ -2,8 +2,9 @@
  * The stream manager: every running stream of the gateway, from trickle
  * input through decode, the frame ring, a worker, encode and trickle output,
  * plus the control, events and data channels. Implements the API backend
- * (api.h) and the supervisor's callbacks (supervisor.h). Owns streams; does
- * not own the supervisor, ring, curlev or metrics it is given.
+ * (api.h) and the supervisor's callbacks (supervisor.h). A stream lives on
+ * one GPU (the least loaded at start) and its ring. Owns streams; does
+ * not own the supervisor, plan, rings, curlev or metrics it is given.
  * Everything here runs on the gateway's loop thread unless noted.
  */
 #ifndef CT_STREAMS_H
@@ -16,6 +17,8 @@
 #include "api.h"
 #include "config.h"
 #include "curlev.h"
+#include "gpuinfo.h"
+#include "gpuplan.h"
 #include "metrics.h"
 #include "ring.h"
 #include "supervisor.h"
@@ -25,7 +28,8 @@ typedef struct streams streams;
 struct streams_config {
 	struct event_base *base;
 	curlev *cv;
-	ring *ring;
+	gpuplan *plan;           /* the rings and where workers run */
+	gpuinfo *gpuinfo;        /* /hardware/info and /stats; may be NULL */
 	metrics *metrics;        /* may be NULL */
 	const struct config *cfg; /* borrowed; outlives the manager */
 	supervisor *sup;         /* set with streams_set_supervisor() */

@@ -9,7 +9,6 @@
 
 #include <jansson.h>
 
-#include "gpu.h"
 #include "stream_int.h"
 
 static int
@@ -96,10 +95,18 @@ streams_op_metrics(void *ctx)
 {
 	streams *ss = ctx;
 
-	if (ss->m_ring)
-		metrics_gauge_set(metrics_series_get(ss->m_ring, NULL),
-		                  (double)(ring_slot_count(ss->cfg.ring) -
-		                           ring_free_count(ss->cfg.ring)));
+	if (ss->m_ring) {
+		double used = 0;
+		ring *rings[4];
+
+		for (int g = 0; g < gpuplan_ngroups(ss->cfg.plan); g++) {
+			int n = gpuplan_group_rings(ss->cfg.plan, g, rings, 4);
+
+			for (int i = 0; i < n; i++)
+				used += ring_slot_count(rings[i]) - ring_free_count(rings[i]);
+		}
+		metrics_gauge_set(metrics_series_get(ss->m_ring, NULL), used);
+	}
 	if (ss->m_streams)
 		metrics_gauge_set(metrics_series_get(ss->m_streams, NULL), ss->nrunning);
 	for (struct stream *s = ss->list; s; s = s->next) {
@@ -129,8 +136,10 @@ streams_op_metrics(void *ctx)
 static int
 streams_op_gpu_info(void *ctx, bool stats, json_t *gpus)
 {
-	(void)ctx;
-	return gpu_info_json(gpus, stats); /* {} without NVML */
+	streams *ss = ctx;
+
+	/* The refresh thread's latest figures: NVML never runs on the loop. */
+	return ss->cfg.gpuinfo ? gpuinfo_fill(ss->cfg.gpuinfo, stats, gpus) : 0;
 }
 
 static const struct api_backend_ops streams_ops = {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -110,6 +111,65 @@ sup_wall_us_at(int64_t mono_ns)
 	       (clock_now_ns() - mono_ns) / 1000;
 }
 
+/* True when fd and the ring w was last given are the same memfd. */
+static bool
+sup_same_ring(int a, int b)
+{
+	struct stat sa, sb;
+
+	return a >= 0 && b >= 0 && fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * w exited WORKER_EXIT_GPU_RING: unless its GPU already served a stream,
+ * asks the owner for the ring that GPU's workers get instead (a host ring),
+ * hands it to every worker slot of the GPU and kills the live ones, which
+ * still map the old ring, so they respawn on the new one. Returns true when
+ * the GPU switched (w is then respawned at once, not as a crash).
+ */
+static bool
+sup_ring_switch(struct sup_worker *w, const char *why)
+{
+	supervisor *s = w->w_sup;
+	int gpu = w->w_gpu, fd = -1, nfd;
+
+	if (gpu < 0 || !s->s_cfg.ring_fallback)
+		return false;
+	for (int i = 0; i < s->s_n; i++) {
+		if (s->s_w[i].w_gpu == gpu && s->s_w[i].w_served) {
+			log_error(SUP_MOD, "worker cannot open its GPU's CUDA ring, "
+			          "but the GPU already served streams: respawned as "
+			          "after a crash worker=%d gpu=%d", w->w_id, gpu);
+			return false;
+		}
+	}
+	if (s->s_cfg.ring_fallback(s->s_cfg.ring_fallback_arg, gpu, why,
+	                           &fd) < 0 || fd < 0 ||
+	    sup_same_ring(fd, w->w_ring_fd))
+		return false;
+	for (int i = 0; i < s->s_n; i++) {
+		struct sup_worker *o = &s->s_w[i];
+
+		if (o->w_gpu != gpu)
+			continue;
+		nfd = fcntl(fd, F_DUPFD_CLOEXEC, WORKERPROC_RING_FD + 1);
+		if (nfd < 0) {
+			log_error(SUP_MOD, "cannot hand the new ring to a worker "
+			          "worker=%d err=%s", o->w_id, strerror(errno));
+			continue;
+		}
+		if (o->w_ring_fd >= 0)
+			close(o->w_ring_fd);
+		o->w_ring_fd = nfd;
+		if (o != w && o->w_pid > 0)
+			supervisor_kill_worker(o, "its GPU switched to a host ring");
+	}
+	log_warn(SUP_MOD, "GPU switched to a host ring: its workers are "
+	         "respawned on it gpu=%d worker=%d", gpu, w->w_id);
+	return true;
+}
+
 static void
 sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 {
@@ -136,6 +196,8 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 	d.stream = w->w_stream;
 	d.frames_in_flight = in_flight;
 	d.respawn_ms = -1;
+	d.gpu = w->w_gpu;
+	d.gpu_ring = !w->w_killed && code == WORKER_EXIT_GPU_RING;
 	if (w->w_killed)
 		snprintf(reason, sizeof(reason), "%s", w->w_kill_reason);
 	else if (code == WORKER_EXIT_CONFIG)
@@ -144,6 +206,10 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
 	else if (code == WORKER_EXIT_INIT)
 		snprintf(reason, sizeof(reason), "exit 3 (init failed)%s%s",
+		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
+	else if (code == WORKER_EXIT_GPU_RING)
+		snprintf(reason, sizeof(reason),
+		         "exit 5 (no CUDA ring)%s%.100s",
 		         w->w_err_msg[0] ? ": " : "", w->w_err_msg);
 	else if (code >= 0)
 		snprintf(reason, sizeof(reason), "exit %d", code);
@@ -174,6 +240,13 @@ sup_reaped(struct sup_worker *w, int code, int sig, int64_t now)
 			          "no worker can serve: the pool has failed "
 			          "workers=%d",
 			          s->s_n);
+	} else if (d.gpu_ring && sup_ring_switch(w, reason)) {
+		struct timeval now_tv = { 0, 0 };
+
+		d.ring_switched = true;
+		d.respawn_ms = 0;
+		w->w_crashes = 0;
+		evtimer_add(w->w_ev_respawn, &now_tv);
 	} else {
 		struct timeval tv;
 
@@ -315,6 +388,7 @@ supervisor_send(supervisor *s, int worker, const struct msg *m)
 		supervisor_ipc_push_op(
 		    w, kind, stream, kind == SUP_OP_FRAME ? m->u.frame.seq : 0);
 	if (m->type == MSG_STREAM_START) {
+		w->w_served = true;
 		w->w_has_stream = true;
 		w->w_stream = stream;
 		supervisor_set_state(w, SUPERVISOR_BUSY);
@@ -797,146 +871,6 @@ supervisor_kill(supervisor *s, int worker, const char *reason)
 		return -EINVAL;
 	return supervisor_kill_worker(
 	    &s->s_w[worker], reason ? reason : "killed by the gateway");
-}
-
-int
-supervisor_pick(const supervisor *s)
-{
-	int best = -EBUSY, best_load = INT_MAX;
-
-	for (int i = 0; i < s->s_n; i++) {
-		const struct sup_worker *w = &s->s_w[i];
-		int load = 0;
-
-		if (w->w_state != SUPERVISOR_IDLE || w->w_killed ||
-		    w->w_pid <= 0)
-			continue;
-		for (int k = 0; k < s->s_n; k++)
-			load += s->s_w[k].w_gpu == w->w_gpu &&
-			        s->s_w[k].w_state == SUPERVISOR_BUSY;
-		if (load < best_load) {
-			best_load = load;
-			best = i;
-		}
-	}
-	return best;
-}
-
-int
-supervisor_capacity(const supervisor *s)
-{
-	int cap = s->s_n - s->s_cfg.spares;
-
-	return cap < 1 ? 1 : cap;
-}
-
-int
-supervisor_nworkers(const supervisor *s)
-{
-	return s->s_n;
-}
-
-int
-supervisor_count(const supervisor *s, enum supervisor_state st)
-{
-	int n = 0;
-
-	for (int i = 0; i < s->s_n; i++)
-		n += s->s_w[i].w_state == st;
-	return n;
-}
-
-bool
-supervisor_failed(const supervisor *s)
-{
-	for (int i = 0; i < s->s_n; i++)
-		if (!s->s_w[i].w_fatal)
-			return false;
-	return true;
-}
-
-uint64_t
-supervisor_violations(const supervisor *s)
-{
-	return s->s_violations;
-}
-
-int
-supervisor_info(const supervisor *s, int worker,
-                struct supervisor_worker_info *out)
-{
-	const struct sup_worker *w;
-
-	if (!s || !out || worker < 0 || worker >= s->s_n)
-		return -EINVAL;
-	w = &s->s_w[worker];
-	memset(out, 0, sizeof(*out));
-	out->id = w->w_id;
-	out->pid = w->w_pid > 0 ? w->w_pid : w->w_last_pid;
-	out->gpu = w->w_gpu;
-	out->state = w->w_state;
-	out->has_stream = w->w_has_stream;
-	out->stream = w->w_stream;
-	out->fatal = w->w_fatal;
-	out->restarts = w->w_restarts;
-	out->violations = w->w_violations;
-	for (unsigned i = 0; i < w->w_nops; i++)
-		out->in_flight += w->w_ops[i].kind == SUP_OP_FRAME;
-	out->generation = w->w_gen;
-	out->frames = w->w_frames;
-	out->video_format = w->w_vformat;
-	out->video_mem = w->w_vmem;
-	out->caps = w->w_caps;
-	out->abi_version = w->w_abi;
-	out->init_ms = w->w_init_ms;
-	snprintf(out->plugin_name, sizeof(out->plugin_name), "%s", w->w_plugin);
-	snprintf(out->last_error, sizeof(out->last_error), "%s",
-	         w->w_last_error);
-	return 0;
-}
-
-json_t *
-supervisor_json(const supervisor *s)
-{
-	json_t *root = json_object(), *arr = json_array();
-
-	if (!root || !arr)
-		goto err_free;
-	for (int i = 0; i < s->s_n; i++) {
-		const struct sup_worker *w = &s->s_w[i];
-		const char *name = NULL;
-		json_t *o, *stream;
-
-		if (w->w_has_stream && s->s_cfg.cb.stream_name)
-			name = s->s_cfg.cb.stream_name(s->s_cfg.cb_arg,
-			                               w->w_stream);
-		if (!w->w_has_stream)
-			stream = json_null();
-		else
-			stream = name ? json_string(name)
-			              : json_integer(w->w_stream);
-		o = json_pack(
-		    "{s:i, s:o, s:i, s:s, s:o, s:i, s:I, s:o}", "id", w->w_id,
-		    "pid", w->w_pid > 0 ? json_integer(w->w_pid) : json_null(),
-		    "gpu", w->w_gpu, "state", supervisor_state_name(w->w_state),
-		    "stream", stream ? stream : json_null(), "restarts",
-		    (int)w->w_restarts, "frames", (json_int_t)w->w_frames,
-		    "last_error",
-		    w->w_last_error[0] ? json_string(w->w_last_error)
-		                       : json_null());
-		if (!o || json_array_append_new(arr, o) != 0)
-			goto err_free;
-	}
-	if (json_object_set_new(root, "workers", arr) != 0) {
-		arr = NULL;
-		goto err_free;
-	}
-	return root;
-
-err_free:
-	json_decref(arr);
-	json_decref(root);
-	return NULL;
 }
 
 void

@@ -42,6 +42,11 @@ struct supervisor_death {
 	int64_t detected_ns;   /* clock_now_ns() when the gateway knew */
 	int64_t respawn_ms;    /* delay before the respawn, -1: none */
 	bool had_stream;       /* it was BUSY with `stream` */
+	int gpu;               /* its CUDA ordinal, -1: host */
+	bool gpu_ring;         /* exit 5 (WORKER_EXIT_GPU_RING): it could not
+	                          open its GPU's CUDA ring */
+	bool ring_switched;    /* ... and that GPU's workers got a host ring
+	                          (ring_fallback) and are respawned on it */
 	uint32_t stream;
 	unsigned frames_in_flight; /* FRAMEs sent and not answered */
 };
@@ -100,6 +105,18 @@ struct supervisor_config {
 	unsigned shutdown_ms;       /* SHUTDOWN -> exit, then SIGKILL (2000) */
 	unsigned max_violations;    /* protocol violations before a kill (5) */
 	bool no_pidfd;              /* force the SIGCHLD fallback (tests) */
+	/*
+	 * Optional. A worker on GPU `gpu` exited WORKER_EXIT_GPU_RING (it could
+	 * not open the GPU's CUDA ring) before any worker of that GPU served a
+	 * stream: return 0 and in *fd the ring every worker of that GPU gets
+	 * from now on (borrowed; the supervisor dups it), or -errno. On success
+	 * the supervisor respawns that worker at once and kills the other live
+	 * workers of the GPU so they come back on the new ring. NULL, a failure,
+	 * a GPU that served, or the same ring again: the exit counts as a crash.
+	 * Loop thread; why names the exit for the log.
+	 */
+	int (*ring_fallback)(void *arg, int gpu, const char *why, int *fd);
+	void *ring_fallback_arg;
 	struct supervisor_callbacks cb;
 	void *cb_arg;
 };
@@ -165,6 +182,16 @@ int supervisor_kill(supervisor *s, int worker, const char *reason);
  */
 int supervisor_pick(const supervisor *s);
 
+/*
+ * The idle worker with the lowest id on GPU `gpu` (a CUDA ordinal, -1:
+ * host workers): a stream whose frames live in that GPU's ring stays there.
+ * Returns the id, or -EBUSY. Does not reserve it.
+ */
+int supervisor_pick_gpu(const supervisor *s, int gpu);
+
+/* Idle workers on GPU `gpu` (-1: host) that could take a stream now. */
+int supervisor_idle_on(const supervisor *s, int gpu);
+
 /* Streams the pool may take at once: nworkers - spares, at least 1. */
 int supervisor_capacity(const supervisor *s);
 
@@ -186,7 +213,7 @@ uint64_t supervisor_violations(const supervisor *s);
 
 /*
  * GET /workers body: {"workers":[{"id","pid","gpu","state","stream",
- * "restarts","frames","last_error"}]} (DESIGN.md names table; state also
+ * "restarts","frames","last_error"}]} ("gpu": CUDA ordinal, -1 host) (DESIGN.md names table; state also
  * "loading"). New reference (json_decref it), NULL on -ENOMEM.
  */
 json_t *supervisor_json(const supervisor *s);

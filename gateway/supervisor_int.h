@@ -69,6 +69,7 @@ struct sup_worker {
 	uint32_t w_prev_stream; /* answers may trail a STREAM_STOP */
 	bool w_fatal;
 	bool w_killed;
+	bool w_served; /* a STREAM_START was sent to this slot, ever */
 	char w_kill_reason[96];
 	char w_last_error[160];
 	char w_err_msg[120]; /* last ERROR text of the current process */
@@ -108,6 +109,9 @@ supervisor_set_state(struct sup_worker *w, enum supervisor_state st)
 	w->w_state = st;
 	w->w_state_ns = clock_now_ns();
 }
+
+/* supervisor_pool.c: FRAMEs w has not answered yet. */
+unsigned supervisor_in_flight(const struct sup_worker *w);
 
 /* supervisor.c: re-arms w's timer for its next deadline or PING. */
 void supervisor_arm(struct sup_worker *w);
