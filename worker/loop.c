@@ -351,6 +351,7 @@ loop_on_stream_start(loop *l, const struct msg_stream_start *s)
 	l->l_stream = s->stream;
 	l->l_streak = 0;
 	host_set_stream(l->l_host, true, s->stream);
+	frame_cuda_stream_started(l->l_cfg.gpu_frames, s->stream);
 	log_info("loop", "stream started stream=%u request_id=%.*s size=%ux%u", s->stream,
 	         (int)(s->request_id.len > 64 ? 64 : s->request_id.len), s->request_id.ptr,
 	         s->width, s->height);
@@ -454,12 +455,15 @@ loop_view(struct fp_video_frame *v, const struct msg_frame *f,
 
 /*
  * Validates what the plugin left in out (FP_OK) and moves its planes into the
- * canonical layout of its size (ring_frame_layout) when they are elsewhere.
- * Returns 0, -EINVAL (format changed, planes outside the slot) or -ERANGE
- * (size beyond the slot's maximum).
+ * canonical layout of its size (ring_frame_layout, into *olay) when they are
+ * elsewhere; base is the memory the output view lies in (the output slot, or
+ * the GPU path's staging), a device pointer when frame_cuda_out_on_device.
+ * Returns 0, -EINVAL (format changed, planes outside the slot), -ERANGE
+ * (size beyond the slot's maximum), or -EIO/-ENOMEM of a device move.
  */
 static int
-loop_finish_out(loop *l, struct fp_video_frame *o, uint32_t in_format, uint8_t *base)
+loop_finish_out(loop *l, struct fp_video_frame *o, uint32_t in_format, uint8_t *base,
+                struct ring_frame *olay)
 {
 	struct ring_frame lay;
 	bool same = true, inplace = true;
@@ -489,8 +493,16 @@ loop_finish_out(loop *l, struct fp_video_frame *o, uint32_t in_format, uint8_t *
 		if (s < lo + lay.offset[p] || o->stride[p] < lay.stride[p])
 			inplace = false;
 	}
+	*olay = lay;
 	if (same)
 		return 0;
+	if (frame_cuda_out_on_device(l->l_cfg.gpu_frames)) {
+		/* Device planes: device-to-device copies, never memmove. */
+		rc = frame_cuda_move(l->l_cfg.gpu_frames, o, &lay, base);
+		if (rc < 0)
+			return rc;
+		goto out_set;
+	}
 	if (!inplace && !l->l_scratch) {
 		l->l_scratch = malloc(l->l_slot_bytes);
 		if (!l->l_scratch)
@@ -505,6 +517,7 @@ loop_finish_out(loop *l, struct fp_video_frame *o, uint32_t in_format, uint8_t *
 	}
 	if (!inplace)
 		memcpy(base, l->l_scratch, lay.bytes);
+out_set:
 	for (uint32_t p = 0; p < lay.planes; p++) {
 		o->plane[p] = base + lay.offset[p];
 		o->stride[p] = lay.stride[p];
@@ -517,11 +530,12 @@ static int
 loop_on_frame(loop *l, const struct msg_frame *f)
 {
 	struct fp_video_frame in, out;
-	struct ring_frame lay;
-	uint8_t *in_base, *out_base;
+	struct ring_frame lay, olay;
+	uint8_t *in_base, *out_base, *work;
+	frame_cuda *fc = l->l_cfg.gpu_frames;
 	struct msg m = { .type = MSG_RESULT };
 	int64_t t0 = clock_now_ns();
-	int rc;
+	int rc, grc;
 
 	if (!l->l_active || f->stream != l->l_stream)
 		rc = -ENOTCONN;
@@ -550,11 +564,29 @@ loop_on_frame(loop *l, const struct msg_frame *f)
 	out.max_width = l->l_max_width;
 	out.max_height = l->l_max_height;
 	loop_fence(l, f, true);
+	work = out_base;
+	if (fc && (grc = frame_cuda_views(fc, &lay, in_base, out_base, &in, &out,
+	                                  &work)) < 0) {
+		loop_fence(l, f, false);
+		log_error("loop", "gpu frame copy failed stream=%u seq=%llu err=%s; "
+		          "exiting", f->stream, (unsigned long long)f->seq, strerror(-grc));
+		loop_send_drop(l, f, grc);
+		return WORKER_EXIT_FAILED;
+	}
 	rc = l->l_plugin->process_video(host_self(l->l_host), &in, &out);
 	if (rc == FP_OK)
-		rc = loop_finish_out(l, &out, f->format, out_base);
+		rc = loop_finish_out(l, &out, f->format, work, &olay);
 	else if (rc > FP_PASS)
 		rc = -EINVAL;
+	/* Every call ends with the stream drained: nothing stays in flight on a slot. */
+	if (fc && (grc = frame_cuda_finish(fc, rc == FP_OK ? &olay : NULL, out_base)) < 0) {
+		loop_fence(l, f, false);
+		log_error("loop", "gpu stream failed after process_video stream=%u seq=%llu "
+		          "err=%s; exiting (the CUDA context is likely lost)", f->stream,
+		          (unsigned long long)f->seq, strerror(-grc));
+		loop_send_drop(l, f, grc);
+		return WORKER_EXIT_PLUGIN;
+	}
 	loop_fence(l, f, false);
 	if (rc < 0) {
 		if (loop_send_drop(l, f, rc) < 0)

@@ -1,8 +1,9 @@
 /*
  * The worker's serve loop: receives gateway messages on the IPC socket,
  * validates every FRAME/AUDIO descriptor, builds views over ring slots (no
- * copy), calls the plugin through the host, and replies. Owns the send buffer
- * and per-slot generation memory; not the socket, the ring or the host.
+ * copy; GPU paths through worker/frame_cuda), calls the plugin through the
+ * host, and replies. Owns the send buffer and per-slot generation memory;
+ * not the socket, the ring, the host or the GPU frame path.
  */
 #ifndef CT_WORKER_LOOP_H
 #define CT_WORKER_LOOP_H
@@ -15,6 +16,7 @@
 #include "ipc.h"
 #include "msg.h"
 #include "ring.h"
+#include "worker/frame_cuda.h"
 #include "worker/host.h"
 #include "worker_exit.h"
 
@@ -29,6 +31,8 @@ struct loop_config {
 	volatile sig_atomic_t *stop_flag;  /* non-zero: finish as on SHUTDOWN; may be NULL */
 	unsigned max_errors;               /* 0: LOOP_DEFAULT_MAX_ERRORS */
 	bool fence;                        /* host ring: slots outside a call PROT_NONE */
+	frame_cuda *gpu_frames;            /* GPU frame path (borrowed; outlives the
+	                                      loop); NULL: host ring, host plugin */
 };
 
 typedef struct loop loop;

@@ -24,6 +24,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "ring.h"
+#include "worker/frame_cuda.h"
 #include "worker/host.h"
 #include "worker/loop.h"
 
@@ -58,10 +59,12 @@ worker_usage(FILE *f)
 	        "PATH python:MODULE:CLASS runs a PyTrickle processor (plugins/python.so\n"
 	        "beside this binary, {\"module\",\"class\"} added to the config).\n"
 	        "  --processor-config  JSON object text for the plugin's init (\"{}\")\n"
-	        "  --gpu               CUDA ordinal, -1 = host memory (default -1)\n"
+	        "  --gpu               CUDA ordinal, -1 = host memory (default -1); the ring's\n"
+	        "                      own GPU (by UUID) wins for a CUDA ring\n"
 	        "  --log-level         error|warn|info|debug (default info)\n"
 	        "  --mem-limit-mb      address-space limit (RLIMIT_AS), 0 = none (default 0)\n"
 	        "Exit: 0 shutdown, 2 bad configuration (not respawned), 3 init failed,\n"
+	        "5 a CUDA ring cannot be opened here (the GPU gets a host ring),\n"
 	        "other or a signal: crash (respawned).\n");
 }
 
@@ -347,6 +350,51 @@ worker_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * The GPU frame path for this ring and plugin (worker/frame_cuda.h): none on
+ * a host ring with a host plugin; otherwise the CUDA stream and staging of
+ * this worker's lifetime, made here once. Returns WORKER_EXIT_OK, or the
+ * exit status after one log line: WORKER_EXIT_GPU_RING when a CUDA ring
+ * cannot be served on this GPU, WORKER_EXIT_CONFIG when a CUDA plugin has a
+ * host ring and no usable GPU.
+ */
+static int
+worker_gpu_frames(const struct worker_args *a, const struct frame_cuda_ring_info *ri,
+                  host *h, ring *r, frame_cuda **fc)
+{
+	uint32_t backend = ring_get_header(r)->backend;
+	enum frame_cuda_mode mode;
+	char err[HOST_ERR_LEN + 64], why[200];
+	int rc, dev;
+
+	rc = frame_cuda_mode_for(backend, host_plugin(h)->wants.video_mem, a->gpu, &mode);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "plugin wants CUDA frames but the ring is in host "
+		         "memory and this worker has no GPU (--gpu %d)", a->gpu);
+		log_error("worker", "%s", err);
+		worker_report_fatal(a->url, rc, err);
+		return WORKER_EXIT_CONFIG;
+	}
+	if (mode == FRAME_CUDA_NONE)
+		return WORKER_EXIT_OK;
+	dev = mode == FRAME_CUDA_VIA_DEVICE ? a->gpu :
+	      frame_cuda_ring_device(ri, a->gpu >= 0 ? a->gpu : 0);
+	rc = frame_cuda_create(fc, mode, r, dev, NULL, why, sizeof(why));
+	if (rc == 0)
+		return WORKER_EXIT_OK;
+	snprintf(err, sizeof(err), "gpu frame path %s failed device=%d %s",
+	         frame_cuda_mode_name(mode), dev, why);
+	if (backend == RING_BACKEND_CUDA) {
+		log_error("worker", "%s; exit %d: the gateway gives this GPU a host ring",
+		          err, WORKER_EXIT_GPU_RING);
+		worker_report_fatal(a->url, rc, err);
+		return WORKER_EXIT_GPU_RING;
+	}
+	log_error("worker", "%s", err);
+	worker_report_fatal(a->url, rc, err);
+	return WORKER_EXIT_CONFIG;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -360,6 +408,8 @@ main(int argc, char **argv)
 	ring *r = NULL;
 	ipc *c = NULL;
 	loop *l = NULL;
+	frame_cuda *fc = NULL;
+	struct frame_cuda_ring_info ri;
 	int64_t t0;
 	int rc, status;
 
@@ -376,7 +426,12 @@ main(int argc, char **argv)
 	}
 	parent = worker_bind_parent(parent);
 	worker_signals();
-	if (a.mem_limit_mb > 0) {
+	frame_cuda_ring_info(a.ring_fd, &ri);
+	if (a.mem_limit_mb > 0 && ri.cuda) {
+		/* CUDA reserves address space far beyond any sane RLIMIT_AS. */
+		log_warn("worker", "--mem-limit-mb ignored on a CUDA ring mb=%ld",
+		         a.mem_limit_mb);
+	} else if (a.mem_limit_mb > 0) {
 		struct rlimit rl;
 
 		rl.rlim_cur = rl.rlim_max = (rlim_t)a.mem_limit_mb << 20;
@@ -408,14 +463,19 @@ main(int argc, char **argv)
 		status = WORKER_EXIT_CONFIG;
 		goto out_free_config;
 	}
-	if (host_plugin(h)->wants.video_mem != FP_MEM_HOST) {
-		snprintf(err, sizeof(err), "plugin wants CUDA frames; this worker serves host memory only");
-		log_error("worker", "%s", err);
-		worker_report_fatal(a.url, -ENOTSUP, err);
-		status = WORKER_EXIT_CONFIG;
+	rc = ring_attach(&r, a.ring_fd);
+	if (rc < 0 && ri.cuda) {
+		char why[256], line[400];
+
+		frame_cuda_attach_reason(&ri, rc, why, sizeof(why));
+		snprintf(line, sizeof(line), "cuda ring attach failed fd=%d gpu=%s %s",
+		         a.ring_fd, ri.uuid_text[0] ? ri.uuid_text : "unknown", why);
+		log_error("worker", "%s; exit %d: the gateway gives this GPU a host ring",
+		          line, WORKER_EXIT_GPU_RING);
+		worker_report_fatal(a.url, rc, line);
+		status = WORKER_EXIT_GPU_RING;
 		goto out_destroy_host;
 	}
-	rc = ring_attach(&r, a.ring_fd);
 	if (rc < 0) {
 		snprintf(err, sizeof(err), "cannot attach the ring (fd %d): %s", a.ring_fd,
 		         strerror(-rc));
@@ -425,11 +485,14 @@ main(int argc, char **argv)
 		goto out_destroy_host;
 	}
 	close(a.ring_fd); /* the mapping stays; the plugin never sees the fd */
+	status = worker_gpu_frames(&a, &ri, h, r, &fc);
+	if (status != WORKER_EXIT_OK)
+		goto out_destroy_ring;
 	rc = ipc_dial(&c, a.url, WORKER_DIAL_MS);
 	if (rc < 0) {
 		log_error("worker", "cannot reach the gateway url=%s err=%s", a.url, strerror(-rc));
 		status = WORKER_EXIT_FAILED;
-		goto out_destroy_ring;
+		goto out_destroy_gpu;
 	}
 	memset(&lc, 0, sizeof(lc));
 	lc.worker_id = (uint32_t)a.id;
@@ -437,6 +500,7 @@ main(int argc, char **argv)
 	lc.parent_pid = parent;
 	lc.stop_flag = &worker_stop;
 	lc.fence = getenv("CT_WORKER_FENCE") && strcmp(getenv("CT_WORKER_FENCE"), "1") == 0;
+	lc.gpu_frames = fc;
 	rc = loop_create(&l, &lc, h, r, c);
 	if (rc < 0) {
 		log_error("worker", "loop_create failed err=%s", strerror(-rc));
@@ -473,7 +537,10 @@ out_destroy_loop:
 		worker_linger();
 out_close_ipc:
 	ipc_close(&c);
+out_destroy_gpu:
+	frame_cuda_destroy(&fc);
 out_destroy_ring:
+	/* A CUDA ring: closes the IPC handle (once per worker lifetime). */
 	ring_destroy(&r);
 out_destroy_host:
 	host_destroy(&h);
