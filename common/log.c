@@ -1,6 +1,7 @@
 /*
  * logfmt lines on stderr for all ctrickle processes. Owns the level and the
  * process tag; formats into a stack buffer and writes it with one write(2).
+ * Control bytes in messages are neutralised: one event is one line.
  */
 #include "log.h"
 
@@ -47,6 +48,21 @@ log_set_tag(const char *tag)
 	snprintf(log_tag, sizeof(log_tag), "%s", tag);
 }
 
+/*
+ * A byte fit for a log line: whitespace controls become a space, other
+ * control bytes '?'. Text from other processes (a worker's error message) or
+ * from the network can thus never start a forged line or drive a terminal.
+ */
+static char
+log_safe(char c)
+{
+	if (c == '\n' || c == '\r' || c == '\t')
+		return ' ';
+	if ((unsigned char)c < 0x20 || c == 0x7f)
+		return '?';
+	return c;
+}
+
 /* Copies src into dst quoted as a logfmt value; returns bytes written. */
 static size_t
 log_quote(char *dst, size_t cap, const char *src, size_t n)
@@ -61,10 +77,8 @@ log_quote(char *dst, size_t cap, const char *src, size_t n)
 		if (c == '"' || c == '\\') {
 			dst[o++] = '\\';
 			dst[o++] = c;
-		} else if (c == '\n' || c == '\r' || c == '\t') {
-			dst[o++] = ' ';
 		} else {
-			dst[o++] = c;
+			dst[o++] = log_safe(c);
 		}
 	}
 	dst[o++] = '"';
@@ -116,8 +130,8 @@ log_vmsg(enum log_level lvl, const char *mod, const char *fmt, va_list ap)
 		size_t rest = n - split;
 		if (rest > sizeof(line) - o - 2)
 			rest = sizeof(line) - o - 2;
-		memcpy(line + o, text + split, rest);
-		o += rest;
+		for (size_t i = 0; i < rest; i++)
+			line[o++] = log_safe(text[split + i]);
 	}
 	line[o++] = '\n';
 	(void)!write(STDERR_FILENO, line, o);

@@ -30,6 +30,9 @@
 #define ENC_SYNC_SECS 2        /* AUDIO_BUFFER_SECS */
 #define ENC_AUDIO_QUEUE 100    /* AUDIO_BUFFER_LEN */
 #define ENC_MAX_LATE_VIDEO 100 /* MAX_DROPPED_VIDEO */
+/* |pts| bound in 1/90000 (about 1500 years): differences of two stay far
+ * from int64 overflow in the sync arithmetic below */
+#define ENC_MAX_PTS ((int64_t)1 << 52)
 
 enum enc_kind { ENC_VIDEO, ENC_AUDIO };
 
@@ -718,12 +721,29 @@ enc_push(encoder *e, enum enc_kind kind, const AVFrame *f, bool wait)
 	return ret;
 }
 
+/*
+ * True when frame's pts is a time the encoder's A/V arithmetic can take: a
+ * valid time base and, on the 1/90000 clock, within +-ENC_MAX_PTS. Audio
+ * pts come from the worker (untrusted): an absurd one is refused here, not
+ * turned into signed overflow on the encoder thread.
+ */
+static bool
+enc_pts_ok(const AVFrame *frame)
+{
+	int64_t p;
+
+	if (frame->pts == AV_NOPTS_VALUE || frame->time_base.num <= 0 ||
+	    frame->time_base.den <= 0)
+		return false;
+	p = av_rescale_q(frame->pts, frame->time_base, ENC_TB);
+	return p != AV_NOPTS_VALUE && p >= -ENC_MAX_PTS && p <= ENC_MAX_PTS;
+}
+
 int
 encoder_push_video(encoder *e, const AVFrame *frame, bool wait)
 {
-	if (frame == NULL || frame->pts == AV_NOPTS_VALUE ||
-	    frame->time_base.num <= 0 || frame->time_base.den <= 0 ||
-	    frame->width < 2 || frame->height < 2)
+	if (frame == NULL || !enc_pts_ok(frame) || frame->width < 2 ||
+	    frame->height < 2)
 		return -EINVAL;
 	return enc_push(e, ENC_VIDEO, frame, wait);
 }
@@ -731,10 +751,8 @@ encoder_push_video(encoder *e, const AVFrame *frame, bool wait)
 int
 encoder_push_audio(encoder *e, const AVFrame *frame, bool wait)
 {
-	if (frame == NULL || frame->pts == AV_NOPTS_VALUE ||
-	    frame->time_base.num <= 0 || frame->time_base.den <= 0 ||
-	    frame->sample_rate <= 0 || frame->nb_samples <= 0 ||
-	    frame->ch_layout.nb_channels <= 0)
+	if (frame == NULL || !enc_pts_ok(frame) || frame->sample_rate <= 0 ||
+	    frame->nb_samples <= 0 || frame->ch_layout.nb_channels <= 0)
 		return -EINVAL;
 	return enc_push(e, ENC_AUDIO, frame, wait);
 }

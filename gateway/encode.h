@@ -68,7 +68,8 @@ int encoder_create(encoder **out, const struct encoder_cfg *cfg,
  * Queues a new reference to frame (the caller keeps its own). Video in any
  * pixel format and size (converted to yuv420p at the output size when
  * needed); audio in any format, rate and layout (resampled to 48 kHz mono).
- * frame->time_base must be set (pts in it); pts must increase per kind.
+ * frame->time_base must be set (pts in it); pts must increase per kind and
+ * lie within +-2^52 ticks of 1/90000 (else -EINVAL: never queued).
  * wait=false never blocks: -EAGAIN when the queue is full (the frame is not
  * queued; counted in queue_drops). wait=true blocks for room.
  * Returns 0, -EAGAIN, -EPIPE after encoder_end, -ECANCELED after close or

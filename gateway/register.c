@@ -120,12 +120,60 @@ register_config_copy(struct register_config *dst, const struct register_config *
 	return 0;
 }
 
+/* True when s (NULL: absent) can be a JSON string: valid UTF-8. */
+static bool
+register_utf8_ok(const char *s)
+{
+	json_t *j;
+
+	if (!s)
+		return true;
+	if (!(j = json_string(s)))
+		return false;
+	json_decref(j);
+	return true;
+}
+
+/* True when s holds a control byte (it would end or split an HTTP header). */
+static bool
+register_has_ctl(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/*
+ * The settings that travel in the JSON body must be UTF-8 (jansson refuses
+ * anything else, which would make every registration fail later with a
+ * misleading out-of-memory error); the secret and token travel in headers or
+ * JSON and must hold no control byte. Returns the offending setting or NULL.
+ */
+static const char *
+register_config_bad(const struct register_config *rc)
+{
+	if (!register_utf8_ok(rc->url))
+		return "CAPABILITY_URL: not valid UTF-8";
+	if (!register_utf8_ok(rc->name))
+		return "capability name (--capability-name): not valid UTF-8";
+	if (!register_utf8_ok(rc->description))
+		return "CAPABILITY_DESCRIPTION: not valid UTF-8";
+	if (!register_utf8_ok(rc->currency))
+		return "CAPABILITY_CURRENCY: not valid UTF-8";
+	if (register_has_ctl(rc->orch_secret))
+		return "ORCH_SECRET: contains control characters";
+	if (register_has_ctl(rc->token) || !register_utf8_ok(rc->token))
+		return "--auth-token: control characters or not UTF-8";
+	return NULL;
+}
+
 int
 register_config_from_env(struct register_config *rc, char *const *envp,
                          const char *name, const char *token, int capacity,
                          char *err, size_t errlen)
 {
-	const char *orch, *secret, *url;
+	const char *orch, *secret, *url, *bad;
 	long long cap;
 	bool oom = false;
 	size_t n;
@@ -169,6 +217,11 @@ register_config_from_env(struct register_config *rc, char *const *envp,
 	if (oom) {
 		register_config_free(rc);
 		return -ENOMEM;
+	}
+	if ((bad = register_config_bad(rc)) != NULL) {
+		snprintf(err, errlen, "%s", bad);
+		register_config_free(rc);
+		return -EINVAL;
 	}
 	n = strlen(rc->orch_url);
 	while (n > 0 && rc->orch_url[n - 1] == '/')

@@ -36,8 +36,10 @@ struct register_config {
  * REGISTER_DEFAULT_NAME); token: --auth-token (NULL: none); capacity: workers
  * minus spares (CAPABILITY_CAPACITY, when set, may only lower it).
  * Returns 0; -ENOENT when ORCH_URL or ORCH_SECRET is unset (registration is
- * off; *rc is left zeroed); -EINVAL with a message in err for a bad value;
- * -ENOMEM. Release with register_config_free(). Any thread; no I/O.
+ * off; *rc is left zeroed); -EINVAL with a message in err for a bad value
+ * (a number out of range, a body value that is not UTF-8, a control byte in
+ * the secret or token: refused here, not at every registration); -ENOMEM.
+ * Release with register_config_free(). Any thread; no I/O.
  */
 int register_config_from_env(struct register_config *rc, char *const *envp,
                              const char *name, const char *token, int capacity,

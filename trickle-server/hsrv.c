@@ -21,12 +21,15 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define HSRV_LOW_MARK      (128 * 1024)
 #define HSRV_MAX_CONNS     10000
 #define HSRV_IDLE_S        60
 #define HSRV_MAX_PIPELINED (64 * 1024)
+#define HSRV_ACCEPT_PAUSE_MS 100    /* accept() failed: retry after this */
+#define HSRV_ACCEPT_WARN_MS  10000  /* at most one warning per this period */
 
 struct hsrv_conn;
 
@@ -51,6 +54,7 @@ struct hsrv_conn {
 	struct event *next_ev;
 	hsrv_req *req;
 	bool closing;
+	bool read_paused;  /* answers not read by the peer: input paused */
 	TAILQ_ENTRY(hsrv_conn) link;
 };
 
@@ -62,10 +66,15 @@ struct hsrv {
 	int port;
 	unsigned nconns;
 	TAILQ_HEAD(, hsrv_conn) conns;
+	struct event *resume_ev;  /* re-enables the listener after a pause */
+	bool accept_paused;
+	uint64_t accept_errors;   /* accept() failures since the last warning */
+	int64_t accept_warn_ms;   /* when the last warning was logged */
 };
 
 static void hsrv_conn_free(struct hsrv_conn *c);
 static void hsrv_conn_process(struct hsrv_conn *c);
+static void hsrv_accept_resume(hsrv *s);
 
 static const char *
 hsrv_reason(int status)
@@ -125,6 +134,9 @@ hsrv_conn_free(struct hsrv_conn *c)
 	c->srv->nconns--;
 	event_free(c->next_ev);
 	bufferevent_free(c->bev);
+	/* An fd came free: a listener paused for lack of fds may accept. */
+	if (c->srv->accept_paused)
+		hsrv_accept_resume(c->srv);
 	free(c);
 }
 
@@ -393,6 +405,15 @@ hsrv_conn_process(struct hsrv_conn *c)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
+	if (!c->req && evbuffer_get_length(bufferevent_get_output(c->bev)) >=
+			       HSRV_HIGH_MARK) {
+		/* The peer pipelines requests faster than it reads the
+		 * answers: take no new request (and read nothing) until
+		 * they drain, so the output queue stays bounded. */
+		bufferevent_disable(c->bev, EV_READ);
+		c->read_paused = true;
+		return;
+	}
 	if (!c->req)
 		hsrv_conn_next_head(c);
 	if (!c->req || c->closing)
@@ -427,6 +448,11 @@ hsrv_write_cb(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			hsrv_schedule(c);
 		return;
+	}
+	if (c->read_paused) {
+		c->read_paused = false;
+		bufferevent_enable(bev, EV_READ);
+		hsrv_schedule(c);
 	}
 	if (r && r->resp_started && !r->resp_done && r->cbs && r->cbs->on_writable)
 		r->cbs->on_writable(r->ctx);
@@ -514,6 +540,51 @@ err_close_fd:
 		evutil_closesocket(fd);
 }
 
+static void
+hsrv_accept_resume(hsrv *s)
+{
+	s->accept_paused = false;
+	event_del(s->resume_ev);
+	evconnlistener_enable(s->lis);
+}
+
+static void
+hsrv_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	hsrv_accept_resume(arg);
+}
+
+/*
+ * accept() failed with an error that is not transient (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM...). The listener is level-triggered, so retrying at once
+ * would spin the loop at full CPU (and flood the log) while the backlog holds
+ * connections we cannot take: pause it until a connection closes or
+ * HSRV_ACCEPT_PAUSE_MS pass. Warns at most once per HSRV_ACCEPT_WARN_MS.
+ */
+static void
+hsrv_accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+	hsrv *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, HSRV_ACCEPT_PAUSE_MS * 1000 };
+	int64_t now = clock_now_ms();
+
+	s->accept_errors++;
+	if (s->accept_warn_ms == 0 ||
+	    now - s->accept_warn_ms >= HSRV_ACCEPT_WARN_MS) {
+		log_warn("hsrv", "cannot accept connections, pausing accept "
+			 "(raise the open-file limit, ulimit -n, or lower the "
+			 "client count) err=\"%s\" conns=%u failures=%llu",
+			 strerror(err), s->nconns,
+			 (unsigned long long)s->accept_errors);
+		s->accept_warn_ms = now;
+		s->accept_errors = 0;
+	}
+	evconnlistener_disable(lis);
+	s->accept_paused = true;
+	event_add(s->resume_ev, &tv);
+}
+
 int
 hsrv_create(hsrv **out, struct event_base *base, const char *host, int port,
 	    hsrv_request_fn fn, void *ud)
@@ -533,6 +604,11 @@ hsrv_create(hsrv **out, struct event_base *base, const char *host, int port,
 	s->fn = fn;
 	s->ud = ud;
 	TAILQ_INIT(&s->conns);
+	s->resume_ev = evtimer_new(base, hsrv_resume_cb, s);
+	if (!s->resume_ev) {
+		free(s);
+		return -ENOMEM;
+	}
 	s->lis = evconnlistener_new_bind(base, hsrv_accept_cb, s,
 					 LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
 					 LEV_OPT_CLOSE_ON_EXEC, 1024,
@@ -540,9 +616,11 @@ hsrv_create(hsrv **out, struct event_base *base, const char *host, int port,
 	if (!s->lis) {
 		int err = errno ? errno : EADDRINUSE;
 
+		event_free(s->resume_ev);
 		free(s);
 		return -err;
 	}
+	evconnlistener_set_error_cb(s->lis, hsrv_accept_error_cb);
 	getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&sin, &slen);
 	s->port = ntohs(sin.sin_port);
 	*out = s;
@@ -569,8 +647,11 @@ hsrv_destroy(hsrv **p)
 	if (!s)
 		return;
 	evconnlistener_free(s->lis);
+	s->lis = NULL;
+	s->accept_paused = false;  /* no resume from the frees below */
 	while (!TAILQ_EMPTY(&s->conns))
 		hsrv_conn_free(TAILQ_FIRST(&s->conns));
+	event_free(s->resume_ev);
 	free(s);
 	*p = NULL;
 }

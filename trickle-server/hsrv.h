@@ -3,8 +3,11 @@
  * request bodies are handed over as they arrive (Content-Length or chunked),
  * responses can stream (chunked, flushed per write), interim 100 Continue can
  * be sent any number of times, keep-alive and Connection: close are honoured.
- * One request at a time per connection. Owns sockets and connection state;
- * routing and what to answer belong to the caller (tserver.c).
+ * One request at a time per connection; a peer that pipelines faster than it
+ * reads gets no new request served (and nothing read) while HSRV_HIGH_MARK
+ * bytes of answers wait. When accept() fails (out of fds) the listener pauses
+ * instead of spinning. Owns sockets and connection state; routing and what to
+ * answer belong to the caller (tserver.c).
  */
 #ifndef CT_HSRV_H
 #define CT_HSRV_H

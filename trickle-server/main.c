@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 
 #include "log.h"
@@ -54,6 +55,24 @@ main_num(const char *s, long long min, long long max, long long *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* What to do about a listen failure, for the error line. */
+static const char *
+main_listen_hint(int rc)
+{
+	switch (rc) {
+	case -EADDRINUSE:
+		return "the port is in use: stop the other server, pick another "
+		       "--port, or --port 0 for any free one";
+	case -EACCES:
+		return "ports below 1024 need privileges: pick --port 1024 or "
+		       "above";
+	case -EADDRNOTAVAIL:
+		return "--host is not an address of this machine";
+	default:
+		return "check --host and --port";
+	}
 }
 
 int
@@ -141,6 +160,18 @@ main(int argc, char **argv)
 		main_usage(stderr);
 		return 2;
 	}
+	if (inet_pton(AF_INET, o.host, &(struct in_addr){ 0 }) != 1) {
+		fprintf(stderr, "trickle-server: bad --host %s: an IPv4 "
+			"address is expected (127.0.0.1, or 0.0.0.0 for all "
+			"interfaces)\n", o.host);
+		return 2;
+	}
+	if (o.base_path[0] != '/' || strlen(o.base_path) > 200) {
+		fprintf(stderr, "trickle-server: bad --base-path %s: it must "
+			"start with / and be at most 200 bytes (e.g. "
+			"/ai/trickle/)\n", o.base_path);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	if (!base)
@@ -153,8 +184,8 @@ main(int argc, char **argv)
 	event_add(sigterm, NULL);
 	rc = tserver_create(&srv, base, &o);
 	if (rc < 0) {
-		log_error("tserver", "cannot listen host=%s port=%d err=%s",
-			  o.host, o.port, strerror(-rc));
+		log_error("tserver", "cannot listen (%s) host=%s port=%d err=%s",
+			  main_listen_hint(rc), o.host, o.port, strerror(-rc));
 		ret = rc == -EINVAL ? 2 : 1;
 		goto out_free_signals;
 	}

@@ -671,6 +671,65 @@ media_sync_far_apart(void)
 	av_frame_free(&v);
 }
 
+/*
+ * Audio pts come back from the worker, unchecked: one so large that the
+ * encoder's A/V arithmetic would overflow (UB; an abort under UBSan) is
+ * refused at push, and the stream goes on encoding the sane frames.
+ */
+static void
+media_bad_pts(void)
+{
+	struct out o = {0};
+	struct encoder_cfg ec = {
+	    .has_video = true, .has_audio = true, .threads = 1};
+	struct encoder_callbacks ecb = {&o,      out_begin, out_bytes,
+	                                out_end, NULL,      out_done};
+	encoder *e = NULL;
+	AVFrame *a = av_frame_alloc(), *v = av_frame_alloc();
+	struct encoder_stats st;
+	static const int64_t bad[] = {INT64_MAX, INT64_MIN + 1,
+	                              (int64_t)1 << 62, -((int64_t)1 << 61)};
+
+	a->format = AV_SAMPLE_FMT_FLTP;
+	a->sample_rate = 48000;
+	a->nb_samples = 960;
+	av_channel_layout_default(&a->ch_layout, 1);
+	CHECK_OK(av_frame_get_buffer(a, 0));
+	av_samples_set_silence(a->data, 0, 960, 1, AV_SAMPLE_FMT_FLTP);
+	v->format = AV_PIX_FMT_YUV420P;
+	v->width = 64;
+	v->height = 64;
+	CHECK_OK(av_frame_get_buffer(v, 0));
+	gen_pattern(v, 0);
+	v->time_base = (AVRational){1, 90000};
+
+	CHECK_OK(encoder_create(&e, &ec, &ecb));
+	for (int i = 0; i < 30; i++) {
+		v->pts = 90000 + i * 3000;
+		CHECK_OK(encoder_push_video(e, v, true));
+		a->time_base = (AVRational){1, 48000};
+		a->pts = 48000 + i * 960;
+		CHECK_OK(encoder_push_audio(e, a, true));
+		a->pts = bad[i % 4];
+		CHECK_EQ(encoder_push_audio(e, a, true), -EINVAL);
+		a->time_base = (AVRational){1000000, 1}; /* pts 1e15 s */
+		a->pts = 1000000000;
+		CHECK_EQ(encoder_push_audio(e, a, true), -EINVAL);
+	}
+	v->pts = (int64_t)1 << 60;
+	CHECK_EQ(encoder_push_video(e, v, true), -EINVAL);
+	encoder_end(e);
+	encoder_stop(e);
+	encoder_get_stats(e, &st);
+	CHECK_EQ(o.end_status, 0);
+	CHECK_EQ(st.video_encoded, 30);
+	CHECK_EQ(st.audio_in, 30);
+	encoder_destroy(&e);
+	out_free(&o);
+	av_frame_free(&a);
+	av_frame_free(&v);
+}
+
 /* Cover + center crop: a 640x240 frame whose middle third is white, the
  * rest black, cropped to a square keeps only the middle region. */
 static void
@@ -1005,7 +1064,8 @@ static const struct th_case cases[] = {
     TH_CASE(media_sync_far_apart),  TH_CASE(media_bad_random),
     TH_CASE(media_bad_truncated),   TH_CASE(media_bad_other_codec),
     TH_CASE(media_bad_huge_sps),    TH_CASE(media_bad_zero_length),
-    TH_CASE(media_close_midstream), TH_END,
+    TH_CASE(media_close_midstream), TH_CASE(media_bad_pts),
+    TH_END,
 };
 
 int

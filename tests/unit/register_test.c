@@ -180,6 +180,44 @@ register_env_settings(void)
 	register_config_free(&rc);
 }
 
+/*
+ * Values the body (JSON: UTF-8 only) or a header (no control bytes) cannot
+ * carry are refused at configuration time with the setting's name, instead
+ * of every registration failing later as "out of memory".
+ */
+static void
+register_env_rejects_unsendable(void)
+{
+	char *const latin1[] = { "ORCH_URL=http://o", "ORCH_SECRET=s",
+		"CAPABILITY_DESCRIPTION=caf\xe9 filter", NULL };
+	char *const crlf[] = { "ORCH_URL=http://o",
+		"ORCH_SECRET=s\r\nX-Injected: 1", NULL };
+	char *const ok[] = { "ORCH_URL=http://o", "ORCH_SECRET=s",
+		"CAPABILITY_DESCRIPTION=caf\xc3\xa9 filter", NULL };
+	struct register_config rc;
+	char err[128], *body;
+
+	CHECK_EQ(register_config_from_env(&rc, latin1, "x", NULL, 1, err,
+					  sizeof(err)), -EINVAL);
+	CHECK_MSG(strstr(err, "CAPABILITY_DESCRIPTION") && strstr(err, "UTF-8"),
+		  "err: %s", err);
+	register_config_free(&rc);
+	CHECK_EQ(register_config_from_env(&rc, crlf, "x", NULL, 1, err,
+					  sizeof(err)), -EINVAL);
+	CHECK_MSG(strstr(err, "ORCH_SECRET"), "err: %s", err);
+	register_config_free(&rc);
+	CHECK_EQ(register_config_from_env(&rc, ok, "na\xffme", NULL, 1, err,
+					  sizeof(err)), -EINVAL);
+	CHECK_MSG(strstr(err, "capability name"), "err: %s", err);
+	register_config_free(&rc);
+	CHECK_OK(register_config_from_env(&rc, ok, "x", NULL, 1, err,
+					  sizeof(err)));
+	body = register_body(&rc);
+	CHECK(body && strstr(body, "caf\\u00e9") == NULL && strstr(body, "caf"));
+	free(body);
+	register_config_free(&rc);
+}
+
 /* Two 500s then 200: three POSTs with the raw secret and the JSON body. */
 static void
 register_retries_then_succeeds(void)
@@ -346,6 +384,7 @@ register_job_thread(void)
 
 static const struct th_case cases[] = {
 	TH_CASE(register_env_settings),
+	TH_CASE(register_env_rejects_unsendable),
 	TH_CASE(register_retries_then_succeeds),
 	TH_CASE(register_gives_up),
 	TH_CASE(register_unregister_body),
