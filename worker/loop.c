@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -304,11 +305,52 @@ loop_is_object(const char *text, size_t len)
 	return ok;
 }
 
+/*
+ * True when this process has an address-space limit (--mem-limit-mb) and
+ * uses at least 90 % of it: an -ENOMEM then is a leak that never gives the
+ * memory back, not a passing shortage. Read on the error path only.
+ */
+static bool
+loop_near_mem_limit(unsigned long long *used_mb, unsigned long long *limit_mb)
+{
+	unsigned long long pages = 0;
+	struct rlimit rl;
+	long psz = sysconf(_SC_PAGESIZE);
+	FILE *f;
+	int n;
+
+	if (getrlimit(RLIMIT_AS, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || psz <= 0)
+		return false;
+	if (!(f = fopen("/proc/self/statm", "re")))
+		return false;
+	n = fscanf(f, "%llu", &pages);
+	fclose(f);
+	if (n != 1)
+		return false;
+	*used_mb = pages * (unsigned long long)psz >> 20;
+	*limit_mb = (unsigned long long)rl.rlim_cur >> 20;
+	return pages * (unsigned long long)psz >= (unsigned long long)rl.rlim_cur / 10 * 9;
+}
+
 /* Counts a plugin failure; true when the streak says the worker must go. */
 static bool
 loop_plugin_failed(loop *l, uint32_t stream, uint64_t seq, const char *what, int rc)
 {
+	unsigned long long used_mb, limit_mb;
+
 	l->l_errors++;
+	if (rc == -ENOMEM && loop_near_mem_limit(&used_mb, &limit_mb)) {
+		log_error("loop", "plugin out of memory at the worker's limit, exiting "
+		          "what=%s stream=%u used_mb=%llu limit_mb=%llu",
+		          what, stream, used_mb, limit_mb);
+		loop_send_error(l, stream, rc,
+		                "plugin %s ran out of memory (%llu of %llu MiB address "
+		                "space, --mem-limit-mb): the worker restarts; raise the "
+		                "limit or fix the plugin's leak",
+		                l->l_plugin->name ? l->l_plugin->name : "?", used_mb,
+		                limit_mb);
+		return true;
+	}
 	if (l->l_streak++ == 0)
 		log_warn("loop", "plugin error what=%s stream=%u seq=%llu err=%d (%s)",
 		         what, stream, (unsigned long long)seq, rc, strerror(rc < 0 ? -rc : EINVAL));

@@ -142,6 +142,8 @@ elif gw_start --processor "$BUILD/plugins/fixture_leak.so" \
 		fail mem_limit "start answered ${r:0:200}"
 	elif [ "$nrs" -lt 1 ] || [ -z "$f1" ]; then
 		fail mem_limit "the leaking worker was never replaced"
+	elif ! grep -q 'plugin out of memory at the worker.s limit' "$E2E_GW_LOG"; then
+		fail mem_limit "no 'out of memory at the worker's limit' line: the worker did not exit on its first ENOMEM at the limit"
 	elif [ "$nrec" -lt 1 ] || [ -z "$f" ] || [ "$f" -le "$f1" ]; then
 		fail mem_limit "${f:-0} frames out, ${f1} from the first worker: the stream did not go on"
 	elif ! kill -0 "$E2E_GW_PID" 2>/dev/null; then

@@ -6,10 +6,12 @@
  * {"fail":true} every frame returns -EIO. Params {"crash":true}: SIGSEGV on
  * the next frame; params {"write_at":OFFSET}: the next frame writes one byte
  * at out->plane[0] + OFFSET (a stray pointer into another slot); params
- * {"bad_out":"size"|"format"|"plane"}: the next 3 frames return FP_OK with
- * an output the worker must refuse (width beyond the slot's maximum, another
- * pixel format, a plane pointer outside the slot). Frames it survives are
- * passed through (FP_PASS).
+ * {"bad_out":"size"|"format"|"plane"}: 3 more frames of that kind return
+ * FP_OK with an output the worker must refuse (width beyond the slot's
+ * maximum, another pixel format, a plane pointer outside the slot); kinds
+ * asked for before earlier ones are used up queue behind them, so N asks
+ * always give 3N refused frames however the frames are timed. Frames it
+ * survives are passed through (FP_PASS).
  */
 #include <errno.h>
 #include <signal.h>
@@ -27,8 +29,7 @@ struct fixture_crash {
 	bool fail;
 	bool stray;
 	long long stray_off;
-	char bad_out;     /* 's', 'f', 'p' or 0 */
-	int bad_left;
+	int bad_left[3];  /* frames still to spoil: size, format, plane */
 	uint64_t frames;
 };
 
@@ -109,8 +110,10 @@ fixture_crash_update_params(void *self, const char *params_json, size_t len)
 		f->crash_next = true;
 	v = fixture_crash_find(params_json, len, "bad_out");
 	if (v && (size_t)(params_json + len - v) >= 2 && v[0] == '"') {
-		f->bad_out = v[1];
-		f->bad_left = 3;
+		const char *kinds = "sfp", *k = strchr(kinds, v[1]);
+
+		if (k && *k)
+			f->bad_left[k - kinds] += 3;
 	}
 	v = fixture_crash_find(params_json, len, "write_at");
 	if (v) {
@@ -134,14 +137,16 @@ fixture_crash_process_video(void *self, const struct fp_video_frame *in,
 	f->frames++;
 	if (f->fail)
 		return -EIO;
-	if (f->bad_out && f->bad_left > 0) {
-		f->bad_left--;
+	for (int k = 0; k < 3; k++) {
+		if (f->bad_left[k] <= 0)
+			continue;
+		f->bad_left[k]--;
 		out->width = in->width;
 		out->height = in->height;
 		out->format = in->format;
-		if (f->bad_out == 's')
+		if (k == 0)
 			out->width = out->max_width + 16;
-		else if (f->bad_out == 'f')
+		else if (k == 1)
 			out->format = in->format == FP_FMT_RGB24 ? FP_FMT_RGBA : FP_FMT_RGB24;
 		else
 			out->plane[0] = (uint8_t *)in->plane[0] - 4096;
