@@ -127,12 +127,15 @@ enc_write_cb(void *opaque, uint8_t *buf, int size)
 	return size;
 }
 
+/* Ends the open segment; header_written false: the muxer never started
+   (avformat_write_header failed), so no trailer is written. */
 static void
-enc_segment_close(encoder *e)
+enc_segment_end(encoder *e, bool header_written)
 {
 	if (e->seg == NULL)
 		return;
-	av_write_trailer(e->seg);
+	if (header_written)
+		av_write_trailer(e->seg);
 	avio_flush(e->seg_io);
 	if (e->cb.on_segment_end)
 		e->cb.on_segment_end(e->cb.opaque, e->seg_seq);
@@ -141,6 +144,12 @@ enc_segment_close(encoder *e)
 	e->seg = NULL;
 	av_freep(&e->seg_io->buffer);
 	avio_context_free(&e->seg_io);
+}
+
+static void
+enc_segment_close(encoder *e)
+{
+	enc_segment_end(e, true);
 }
 
 static int
@@ -195,7 +204,7 @@ enc_segment_open(encoder *e, int64_t start)
 		e->cb.on_segment_begin(e->cb.opaque, e->seg_seq);
 	ret = avformat_write_header(e->seg, NULL);
 	if (ret < 0) {
-		enc_segment_close(e);
+		enc_segment_end(e, false);
 		return ret;
 	}
 	e->seg_start = start;

@@ -5,10 +5,13 @@
  * encoder unchanged. Split from stream.c (the video frame path).
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libavutil/channel_layout.h>
+#include <libavutil/mathematics.h>
 #include <libavutil/samplefmt.h>
 
 #include "frame_processor.h"
@@ -68,9 +71,32 @@ stream_send_audio(struct stream *s, const AVFrame *fr)
 	};
 	rc = supervisor_send(s->ss->cfg.sup, s->worker, &m);
 	free(buf);
-	if (rc == 0)
+	if (rc == 0) {
 		s->audio_inflight++;
+		s->audio_sent_us = av_rescale_q(fr->pts, fr->time_base, AV_TIME_BASE_Q);
+	}
 	return rc;
+}
+
+/*
+ * Audio a worker returns must stay on the timeline of the audio it was sent:
+ * a far-off pts would make every video frame look late to the encoder's A/V
+ * sync (PROTOCOL.md 4.3), which then stops the stream.
+ */
+#define STREAM_AUDIO_PTS_SLACK_US (10 * 1000000LL)
+
+static bool
+stream_audio_pts_ok(const struct stream *s, const struct msg_audio_out *m)
+{
+	int64_t us;
+
+	if (s->audio_sent_us == INT64_MIN || m->pts > (INT64_C(1) << 52) ||
+	    m->pts < -(INT64_C(1) << 52))
+		return false;
+	us = av_rescale_q(m->pts, (AVRational){ (int)m->tb_num, (int)m->tb_den },
+	                  AV_TIME_BASE_Q);
+	return us >= s->audio_sent_us - STREAM_AUDIO_PTS_SLACK_US &&
+	       us <= s->audio_sent_us + STREAM_AUDIO_PTS_SLACK_US;
 }
 
 /*
@@ -118,8 +144,19 @@ stream_audio_out_push(struct stream *s, const struct msg_audio_out *m)
 		return; /* the plugin dropped it */
 	if (fmt == AV_SAMPLE_FMT_NONE || m->channels == 0 || m->channels > 8 ||
 	    m->sample_rate == 0 || m->sample_rate > 384000 || m->tb_num == 0 ||
-	    m->tb_den == 0 || m->nb_samples > MSG_MAX_BIN) {
+	    m->tb_den == 0 || m->tb_num > INT_MAX || m->tb_den > INT_MAX ||
+	    m->nb_samples > MSG_MAX_BIN) {
 		atomic_fetch_add(&s->audio_drops, 1);
+		return;
+	}
+	if (!stream_audio_pts_ok(s, m)) {
+		atomic_fetch_add(&s->audio_drops, 1);
+		if (!s->audio_pts_warned)
+			log_warn("stream", "worker audio dropped: pts off the input's timeline "
+			         "stream=%s pts=%lld tb=%u/%u (a processor must keep the "
+			         "timestamps of the audio it is given)",
+			         s->request_id, (long long)m->pts, m->tb_num, m->tb_den);
+		s->audio_pts_warned = true;
 		return;
 	}
 	planar = av_sample_fmt_is_planar(fmt);

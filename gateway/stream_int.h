@@ -105,6 +105,8 @@ struct stream {
 	uint64_t audio_seq;        /* AUDIO messages sent */
 	uint64_t audio_back;       /* AUDIO_OUT frames passed to the encoder */
 	unsigned audio_inflight;   /* AUDIO sent to the worker, not answered */
+	int64_t audio_sent_us;     /* pts (µs) of the last AUDIO sent; INT64_MIN: none */
+	bool audio_pts_warned;     /* "pts off the timeline" logged once */
 	int64_t lost_ns;          /* when the worker was lost, 0: not lost */
 	unsigned lost_frames;     /* frames lost with that worker */
 	int64_t death_ns[STREAM_DEATH_WINDOW];

@@ -686,6 +686,7 @@ streams_op_start(void *ctx, const struct params_start *req, char *msg, size_t ca
 	s->ss = ss;
 	s->id = ++ss->next_id;
 	s->worker = -1;
+	s->audio_sent_us = INT64_MIN;
 	s->group = group;
 	s->gpu = gpuplan_group_gpu(ss->cfg.plan, group);
 	s->ring = gpuplan_ring(ss->cfg.plan, group);
