@@ -166,9 +166,14 @@ gpuplan_create(gpuplan **out, const struct gpuplan_params *p, char *err,
 		snprintf(err, errlen, "%s", gp->plan.reason);
 		goto err_free;
 	}
-	if (gp->plan.n == 0 && p->req.mode != GPU_MODE_NONE)
+	/* A box without GPUs is a normal place to run (info); GPUs that are
+	   there but cannot be used are worth a warning. */
+	if (gp->plan.n == 0 && p->req.mode != GPU_MODE_NONE && ndev == 0)
+		log_info(GPUPLAN_MOD, "no usable GPU: host ring reason=\"%s\"",
+		         reason[0] ? reason : gp->plan.reason);
+	else if (gp->plan.n == 0 && p->req.mode != GPU_MODE_NONE)
 		log_warn(GPUPLAN_MOD, "no usable GPU: host ring reason=\"%s\"",
-		         ndev == 0 && reason[0] ? reason : gp->plan.reason);
+		         gp->plan.reason);
 	gp->ngroups = gp->plan.n > 0 ? gp->plan.n : 1;
 	for (int i = 0; i < gp->ngroups; i++) {
 		struct gpuplan_group *g = &gp->g[i];
