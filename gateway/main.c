@@ -127,7 +127,11 @@ gateway_plan(struct gateway *g)
 	}
 	rc = gpuplan_create(&g->plan, &p, err, sizeof(err));
 	if (rc == -ENODEV || rc == -EINVAL) {
-		fprintf(stderr, "gateway: cannot use the GPUs asked for: %s\n", err);
+		fprintf(stderr, "gateway: cannot use the GPUs asked for: %s\n"
+		        "gateway: list GPUs that exist and are usable (nvidia-smi -L), "
+		        "or run with --gpus auto (every usable GPU, else the host) "
+		        "or --gpus none\n",
+		        err);
 		log_error("gateway", "cannot use the GPUs asked for: %s gpus=%s", err,
 		          config_gpus_name(cfg->gpus));
 		return 2;
