@@ -70,9 +70,12 @@ expect get_on_start 405 GET /stream/start
 # ---- PROTOCOL.md 2.3: a start without subscribe_url or publish_url --------------------
 # No publish_url: frames are processed, nothing published; the stream runs
 # until stopped.
+E2E_GATE=1 # inputs start sending when their stream starts (lib.sh publish_go)
 publish np 10 256x256 30 noaudio
 r=$(start_stream np '{"width":"256","height":"256"}' "" no-out)
-sleep 1.5
+# frames_out counts up once the stream runs: wait for it, not a fixed time
+processed() { s=$(api GET /stream/status); echo "$s" | grep -q '"frames_out": *[1-9]'; }
+e2e_wait_for $((10 * E2E_SLOW)) processed
 s=$(api GET /stream/status)
 st=$(api POST /stream/stop '')
 if [ "${r%% *}" != 200 ] || [ "${st%% *}" != 200 ]; then
@@ -101,6 +104,7 @@ fi
 publish io 2 256x256 30 noaudio
 r=$(api POST /stream/start "{\"subscribe_url\":\"$T/io\",\"gateway_request_id\":\"io\",
 	\"params\":{\"width\":\"256\",\"height\":\"256\"}}")
+publish_go io
 if [ "${r%% *}" != 200 ]; then
 	fail input_only_stream_ends "start ${r:0:100}"
 elif ! e2e_wait_for $((10 * E2E_SLOW)) gw_health_is IDLE; then

@@ -16,6 +16,7 @@ for p in fixture_hang fixture_crash fixture_slow; do
 done
 P256='"width":"256","height":"256"'
 RATE=15
+E2E_GATE=1 # inputs start sending when their stream starts (lib.sh publish_go)
 ts_start
 
 # ---- case 5: hang ---------------------------------------------------------------

@@ -10,6 +10,8 @@ BUILD=${1:-build}
 . tests/integration/lib.sh
 e2e_init e2e_stream
 E2E_LAZY=1 # readers and publishers start side by side; e2e_ready waits
+E2E_GATE=1 # inputs start sending when their stream starts (lib.sh publish_go)
+has_bytes() { [ -s "$1" ]; }
 
 SECS=4          # input length of a stream, seconds (30 fps)
 RATE_A=15       # max_framerate of stream a
@@ -123,6 +125,10 @@ e2e_ready || note "a publisher was slow to start"
 r3=$(start_stream c "{$P256,\"max_framerate\":\"$RATE_A\"}")
 r4=$(start_stream d "{$P256,\"max_framerate\":$RATE_A}")
 victim=$(gw_worker_of d)
+# the update and the kill come 1 s after both streams have output (c's
+# first frames gray, d's kill mid-stream), however slow the start was
+e2e_wait_for $((10 * E2E_SLOW)) has_bytes "$E2E_DIR/c.ts" || note "c: no output yet"
+e2e_wait_for $((10 * E2E_SLOW)) has_bytes "$E2E_DIR/d.ts" || note "d: no output yet"
 sleep 1
 pu=$(api POST "/stream/params?stream_id=c" '{"enabled":false}')
 [ -n "$victim" ] && kill -KILL "$victim"

@@ -19,7 +19,12 @@ P256='"width":"256","height":"256"'
 RATE=15
 # FAULTS_ONLY="init params leak out io": run only those groups (debugging).
 want() { [ -z "${FAULTS_ONLY:-}" ] || [[ " $FAULTS_ONLY " == *" $1 "* ]]; }
+# Inputs start sending when their stream is started (lib.sh publish_go), not
+# when the publisher is launched: a short input is never over before a slow
+# gateway subscribes.
+E2E_GATE=1
 ts_start
+has_bytes() { [ -s "$1" ]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
@@ -85,9 +90,10 @@ elif gw_start --processor "$BUILD/plugins/fixture_hang.so" --processor-config '{
 	--frame-deadline 700 --workers-per-gpu 2 --crash-budget 3/60 --max-resolution 512x512; then
 	read_out hp-out "$E2E_DIR/hp.ts" $((30 * E2E_SLOW)); rd=$READ_PID
 	read_events hp-events "$E2E_DIR/hp.ev"; ev=$EV_PID
-	publish hp 4 256x256 30 noaudio
+	publish hp 6 256x256 30 noaudio
 	r=$(start_stream hp "{$P256,\"max_framerate\":$RATE}")
-	sleep 1
+	# the hang comes once the stream runs (output seen), not after a guess
+	e2e_wait_for $((10 * E2E_SLOW)) has_bytes "$E2E_DIR/hp.ts" || note "hang_params: no output yet"
 	t0=$(now)
 	p=$(api POST "/stream/params?stream_id=hp" '{"hang_params":true}')
 	e2e_wait_for $((10 * E2E_SLOW)) grep -q 'params deadline' "$E2E_GW_LOG" && note "hang_params: killed $(secs_since $t0) s after the POST"
@@ -200,10 +206,15 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 	r2=$(api POST /stream/start "{\"subscribe_url\":\"$T/sl\",\"publish_url\":\"http://127.0.0.1:$PSLOW/sl-out\",
 		\"events_url\":\"$T/sl-events\",\"gateway_request_id\":\"sl\",
 		\"params\":{\"width\":\"512\",\"height\":\"512\",\"max_framerate\":30}}")
+	publish_go sl
 	rssmax=$rss0
+	e2e_wait_for $((10 * E2E_SLOW)) has_bytes "$E2E_DIR/bo.ts" || note "bad_output: no output yet"
+	# Back to back once bo has output: the fixture queues the kinds (3 asks,
+	# 9 refused frames however the frames are timed), and a loaded machine
+	# may leave little of the input after its first output.
+	pbo=
 	for kind in size format plane; do
-		sleep 0.8
-		api POST "/stream/params?stream_id=bo" "{\"bad_out\":\"$kind\"}" >/dev/null
+		pbo="$pbo $(api POST "/stream/params?stream_id=bo" "{\"bad_out\":\"$kind\"}" | cut -c1-3)"
 		r=$(ps -o rss= -p "$E2E_GW_PID" | tr -dc '0-9'); [ "${r:-0}" -gt "$rssmax" ] && rssmax=$r
 	done
 	end=$((SECONDS + 40 * E2E_SLOW))
@@ -215,10 +226,12 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 	fbo=$(probe_frames "$E2E_DIR/bo.ts")
 	tbo=$(totals bo)
 	dw=$(echo "$tbo" | sed -n 's/.*drop_worker=\([0-9]*\).*/\1/p')
-	note "bad_output: ${fbo:-0} frames out; $tbo"
+	note "bad_output: ${fbo:-0} frames out; params answered$pbo; $tbo"
 	grep -m3 'invalid\|refus' "$E2E_GW_LOG" | cut -c1-220 | sed 's/^/#   /'
 	if [ "${r1%% *}" != 200 ]; then
 		fail bad_output "start answered ${r1:0:200}"
+	elif [ "$pbo" != " 200 200 200" ]; then
+		fail bad_output "params answered$pbo"
 	elif [ "${dw:-0}" -lt 9 ]; then
 		fail bad_output "drop_worker=${dw:-0}, expected at least 9 refused frames"
 	elif grep -q 'msg="worker died"' "$E2E_GW_LOG"; then
@@ -296,9 +309,12 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 	r1=$(start_raw px "http://127.0.0.1:$PXPORT/px" "$T/px-out" "$T/px-events")
 	r2=$(start_raw ev "$T/ev" "$T/ev-out" "http://127.0.0.1:$CLOSED/ev-events")
 	r3=$(start_raw b5 "$T/b5" "http://127.0.0.1:$P503/b5-out" "$T/b5-events")
+	publish_go px ev b5
 	# 5: the input server goes away for 2 s, 2 s into the stream (less than
-	# --input-silence: the silence timer runs while the input reconnects).
-	sleep 2
+	# --input-silence: the silence timer runs while the input reconnects):
+	# once px has output, so the cut is mid-stream however slow the start.
+	e2e_wait_for $((10 * E2E_SLOW)) has_bytes "$E2E_DIR/px.ts" || note "input_outage: no output yet"
+	sleep 1
 	kill -TERM "$PX" 2>/dev/null; wait "$PX" 2>/dev/null
 	t_down=$(now)
 	sleep 2

@@ -54,7 +54,9 @@ alive() { # PID...: the ones still running (zombies count as gone)
 }
 
 ts_start
-publish gd 30 256x256 30 noaudio || { fail setup "publisher did not start"; e2e_finish; }
+# Longer than any setup can take (ended at exit): the new gateway must
+# find it live.
+publish gd 600 256x256 30 noaudio || { fail setup "publisher did not start"; e2e_finish; }
 gw_start --processor "$BUILD/plugins/passthrough.so" --workers-per-gpu 2 ||
 	{ fail setup "gateway did not start"; e2e_finish; }
 port=${API##*:}

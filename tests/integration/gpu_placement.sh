@@ -127,7 +127,8 @@ has_out() { [ "$(grep -c 'msg="stream recovered on a new worker" stream=ga ' "$E
 if [ -z "$old" ]; then
 	fail kill_same_gpu "no worker serves ga"
 else
-	sleep 1
+	# killed once ga has output (frames in flight), not after a guess
+	e2e_wait_for $((10 * E2E_SLOW)) test -s "$E2E_DIR/ga.ts" || note "ga: no output yet"
 	kill -KILL "$old"
 	if ! e2e_wait_for $((15 * E2E_SLOW)) served_by_new ga "$old"; then
 		fail kill_same_gpu "ga not served again after SIGKILL of pid $old"

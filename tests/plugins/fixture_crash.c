@@ -10,8 +10,9 @@
  * FP_OK with an output the worker must refuse (width beyond the slot's
  * maximum, another pixel format, a plane pointer outside the slot); kinds
  * asked for before earlier ones are used up queue behind them, so N asks
- * always give 3N refused frames however the frames are timed. Frames it
- * survives are passed through (FP_PASS).
+ * always give 3N refused frames however the frames are timed, and one good
+ * frame follows each 3 (never 5 failures in a row: the worker's limit).
+ * Frames it survives are passed through (FP_PASS).
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +31,7 @@ struct fixture_crash {
 	bool stray;
 	long long stray_off;
 	int bad_left[3];  /* frames still to spoil: size, format, plane */
+	bool good_next;   /* pass one frame after a kind's last spoiled one */
 	uint64_t frames;
 };
 
@@ -137,10 +139,11 @@ fixture_crash_process_video(void *self, const struct fp_video_frame *in,
 	f->frames++;
 	if (f->fail)
 		return -EIO;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 3 && !f->good_next; k++) {
 		if (f->bad_left[k] <= 0)
 			continue;
-		f->bad_left[k]--;
+		if (--f->bad_left[k] % 3 == 0)
+			f->good_next = true;
 		out->width = in->width;
 		out->height = in->height;
 		out->format = in->format;
@@ -152,6 +155,7 @@ fixture_crash_process_video(void *self, const struct fp_video_frame *in,
 			out->plane[0] = (uint8_t *)in->plane[0] - 4096;
 		return FP_OK;
 	}
+	f->good_next = false;
 	if (f->stray) {
 		f->stray = false;
 		out->plane[0][f->stray_off] = 0xEE;
