@@ -131,4 +131,33 @@ if gw_start --processor "$BUILD/plugins/fixture_slow.so" --workers-per-gpu 1 --m
 else
 	fail audio_through_worker "gateway did not start"
 fi
+# ---- audio off the input's timeline -----------------------------------------------
+# A processor that returns its audio an hour later: the gateway drops that
+# audio (counted, one log line) and the video goes on; before, every video
+# frame looked late to the encoder's A/V sync and was dropped.
+if gw_start --processor "$BUILD/plugins/fixture_slow.so" --processor-config '{"audio_pts_shift_s":3600}' \
+	--workers-per-gpu 1 --max-resolution 512x512; then
+	read_out as-out "$E2E_DIR/as.ts" $((30 * E2E_SLOW)); rd=$READ_PID
+	publish as 4 256x256 30
+	r=$(start_stream as "{$P256,\"max_framerate\":$RATE}")
+	wait_pid $rd $((30 * E2E_SLOW))
+	f=$(probe_frames "$E2E_DIR/as.ts")
+	tot=$(grep 'msg="stream totals" stream=as ' "$E2E_GW_LOG" | sed 's/.*stream=as //')
+	adrop=$(echo "$tot" | sed -n 's/.*audio_dropped=\([0-9]*\).*/\1/p')
+	note "as: ${f:-0} frames out; $tot"
+	if [ "${r%% *}" != 200 ]; then
+		fail audio_pts_off_timeline "start answered ${r:0:200}"
+	elif ! grep -q "worker audio dropped: pts off the input's timeline" "$E2E_GW_LOG"; then
+		fail audio_pts_off_timeline "no 'pts off the input's timeline' line"
+	elif [ "${adrop:-0}" -lt 10 ]; then
+		fail audio_pts_off_timeline "audio_dropped=${adrop:-0}: the shifted audio was not refused"
+	elif [ -z "$f" ] || [ "$f" -lt $((4 * RATE / 2)) ]; then
+		fail audio_pts_off_timeline "${f:-0} video frames out of ~$((4 * RATE)): the video did not go on"
+	else
+		ok audio_pts_off_timeline
+	fi
+	gw_stop || fail audio_pts_gateway_exit "exit status $E2E_GW_RC or sanitizer reports"
+else
+	fail audio_pts_off_timeline "gateway did not start"
+fi
 e2e_finish

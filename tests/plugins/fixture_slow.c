@@ -4,8 +4,10 @@
  * {"out_width":W,"out_height":H} claims an output of that size (FP_OK, pixels
  * left as they are), which the worker must refuse when it exceeds the slot;
  * {"out_format":F} claims another pixel format (always refused); {"emit":true}
- * emits an event and a data line per frame and at stream start. Has
- * process_audio (a copy), stream_start and stream_stop. Else FP_PASS.
+ * emits an event and a data line per frame and at stream start;
+ * {"audio_pts_shift_s":N} moves the pts of the audio it returns N seconds
+ * (a processor off the input's timeline). Has process_audio (a copy),
+ * stream_start and stream_stop. Else FP_PASS.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -21,6 +23,7 @@ struct fixture_slow {
 	long ms;
 	long out_w, out_h, out_fmt; /* -1: not set */
 	bool emit;
+	long audio_shift_s;
 	uint64_t frames;
 };
 
@@ -62,6 +65,7 @@ fixture_slow_init(const struct fp_host *host, const char *config_json, void **se
 	f->out_w = fixture_slow_long(config_json, "out_width", -1);
 	f->out_h = fixture_slow_long(config_json, "out_height", -1);
 	f->out_fmt = fixture_slow_long(config_json, "out_format", -1);
+	f->audio_shift_s = fixture_slow_long(config_json, "audio_pts_shift_s", 0);
 	v = fixture_slow_find(config_json, strlen(config_json), "emit");
 	f->emit = v && strncmp(v, "true", 4) == 0;
 	*self = f;
@@ -137,11 +141,11 @@ static int
 fixture_slow_process_audio(void *self, const struct fp_audio_frame *in,
                            struct fp_audio_frame *out)
 {
+	struct fixture_slow *f = self;
 	size_t bps = in->format == FP_SAMPLE_S16 || in->format == FP_SAMPLE_S16P ? 2 : 4;
 	size_t bytes = (size_t)in->nb_samples * in->channels * bps;
 	bool planar = in->format == FP_SAMPLE_FLTP || in->format == FP_SAMPLE_S16P;
 
-	(void)self;
 	if (bytes > out->capacity)
 		return -ENOSPC;
 	if (planar) {
@@ -156,6 +160,11 @@ fixture_slow_process_audio(void *self, const struct fp_audio_frame *in,
 	out->channels = in->channels;
 	out->format = in->format;
 	out->nb_samples = in->nb_samples;
+	out->pts = in->pts;
+	out->tb_num = in->tb_num;
+	out->tb_den = in->tb_den;
+	if (f->audio_shift_s && in->tb_num)
+		out->pts += (int64_t)f->audio_shift_s * in->tb_den / in->tb_num;
 	return FP_OK;
 }
 
