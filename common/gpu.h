@@ -303,6 +303,10 @@ void gpu_cuda_free(void **p);
 /* Free and total memory of the calling thread's device, bytes. 0 or -errno. */
 int gpu_cuda_mem_info(uint64_t *free_b, uint64_t *total_b);
 
+/* A cudaError_t as a negative errno (-ENODEV, -ENOMEM, -ENOTSUP, -EINVAL,
+   else -EIO; 0 for cudaSuccess): the one mapping, for every CUDA file. */
+int gpu_cuda_errno(int cuda_error);
+
 /*
  * Enqueues a pitched copy (cudaMemcpy2DAsync) of rows x width_bytes on
  * stream; does not wait (gpu_cuda_stream_sync). Returns 0, -EINVAL, -EIO.

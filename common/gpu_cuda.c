@@ -17,11 +17,10 @@
 
 _Static_assert(sizeof(cudaIpcMemHandle_t) == 64, "CUDA IPC handle is 64 B");
 
-/* The one mapping of CUDA errors to negative errno in this file. */
-static int
-gpu_cuda_err(cudaError_t e)
+int
+gpu_cuda_errno(int cuda_error)
 {
-	switch (e) {
+	switch ((cudaError_t)cuda_error) {
 	case cudaSuccess:
 		return 0;
 	case cudaErrorNoDevice:
@@ -39,6 +38,12 @@ gpu_cuda_err(cudaError_t e)
 	default:
 		return -EIO;
 	}
+}
+
+static int
+gpu_cuda_err(cudaError_t e)
+{
+	return gpu_cuda_errno((int)e);
 }
 
 /* Fills why with "CALL: cudaErrorName" and returns the errno. */

@@ -57,23 +57,7 @@ const int ring_cuda_link_anchor = 1; /* see gpu.h */
 static int
 ring_cuda_err(cudaError_t e)
 {
-	switch (e) {
-	case cudaSuccess:
-		return 0;
-	case cudaErrorNoDevice:
-	case cudaErrorInsufficientDriver:
-	case cudaErrorInvalidDevice:
-		return -ENODEV;
-	case cudaErrorMemoryAllocation:
-		return -ENOMEM;
-	case cudaErrorNotSupported:
-	case cudaErrorNotPermitted:
-		return -ENOTSUP;
-	case cudaErrorInvalidValue:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
+	return gpu_cuda_errno((int)e);
 }
 
 /* One log line for a failing CUDA call, then the errno. */
