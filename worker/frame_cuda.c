@@ -412,8 +412,12 @@ frame_cuda_finish(frame_cuda *fc, const struct ring_frame *out_lay,
                   uint8_t *out_base)
 {
 	uint8_t *sout = frame_cuda_stage_out(fc);
-	int rc = frame_cuda_sync(fc);
+	int rc = 0;
 
+	/* A host plugin (via-host) gets no stream and queued nothing on ours,
+	   which the download already drained: no wait for it. */
+	if (fc->mode != FRAME_CUDA_VIA_HOST)
+		rc = frame_cuda_sync(fc);
 	if (rc < 0 || !out_lay || fc->mode == FRAME_CUDA_DIRECT)
 		return rc;
 	if (fc->mode == FRAME_CUDA_VIA_HOST)

@@ -143,9 +143,10 @@ int frame_cuda_move(frame_cuda *fc, const struct fp_video_frame *o,
 
 /*
  * After process_video, whatever it returned: waits for the stream (the
- * plugin's work). out_lay non-NULL (FP_OK, output in canonical layout in
- * the work memory): VIA_HOST uploads the output staging into out_base,
- * VIA_DEVICE downloads it into out_base, and waits. The caller then calls
+ * plugin's work; not in VIA_HOST, where nothing is queued on it). out_lay
+ * non-NULL (FP_OK, output in canonical layout in the work memory):
+ * VIA_HOST uploads the output staging into out_base, VIA_DEVICE downloads
+ * it into out_base, and waits. The caller then calls
  * ring_sync(TO_PEER) and sends RESULT. Returns 0, or -EIO (the stream
  * failed: the plugin's kernel or a copy; the CUDA context is likely lost).
  * Blocks.
